@@ -46,3 +46,15 @@ def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
           "FAST MODE: continuing with RANDOM weights so the code runs. This is NOT transfer\n"
           f"learning, and its numbers say nothing about pretrained models.\n{how}\n{bar}")
     return build(None), False
+
+
+# --------------------------------------------------------------------------- lesson 1: CNNs from scratch
+
+
+# --------------------------------------------------------------------------- lesson 2: transfer learning
+
+
+# --------------------------------------------------------------------------- lesson 3: vision transformers
+
+
+# --------------------------------------------------------------------------- lesson 4: Severstal models
