@@ -208,7 +208,7 @@ def _find_layout(root: Path) -> tuple[str, Path]:
     candidates = [root, *sorted(p for p in root.glob("*") if p.is_dir()),
                   *sorted(p for p in root.glob("*/*") if p.is_dir())]
     for d in candidates:
-        if (d / "train" / "images").is_dir():
+        if any((d / split / "images").is_dir() for split in SPLITS):
             return "kaggle", d
         subdirs = {p.name.lower(): p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")}
         if "images" in subdirs and _has_images(subdirs["images"]):
