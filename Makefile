@@ -12,6 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 help:
 	@echo "make test   unit tests + every notebook under nbval (fast mode) + site structure check"
+	@echo "make unit   unit tests and doctests only;  make notebooks   the notebooks only"
 	@echo "make book   build the Jupyter Book into _build/html (executes notebooks, cached)"
 	@echo "make lab    Jupyter Lab on the notebooks"
 	@echo "make bench  run the benchmarks in benchmarks/ (needs the real data in ../shared/data)"
@@ -27,28 +28,36 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# The README's test command; .ci/run calls exactly this.
-test: $(STAMP)
-	DEFECTLIB_FAST=1 $(BIN)/python -m pytest tests defectlib notebooks \
-		--nbval-lax --current-env --nbval-cell-timeout=900 -p no:cacheprovider
-	$(MAKE) book-check
+# The README's test command; .ci/run calls exactly this. Unit tests and doctests, then every
+# notebook top to bottom under nbval in fast mode, then the site's structure.
+test: unit notebooks book-check
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests defectlib
+	$(BIN)/python -m pytest tests defectlib -p no:cacheprovider --ignore=tests/test_site.py
 
 notebooks: $(STAMP)
-	DEFECTLIB_FAST=1 $(BIN)/python -m pytest notebooks --nbval-lax --current-env --nbval-cell-timeout=900
+	DEFECTLIB_FAST=1 $(BIN)/python -m pytest notebooks -p no:cacheprovider \
+		--nbval-lax --current-env --nbval-cell-timeout=900 --durations=15
 
 # The whole site, notebooks executed (cached in _build/.jupyter_cache), warnings are errors.
+# --all re-reads every page (cheap: executed notebooks come from the cache), so a warning
+# in a page that did not change is reported again instead of hiding in Sphinx's saved state.
+# MPLBACKEND is unset so that the kernel uses its inline backend: with Agg (exported above for
+# the tests) figures would be drawn but never shown on the pages.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	env -u MPLBACKEND $(BIN)/jupyter-book build . --all --warningiserror --keep-going
 	@echo "site: $(CURDIR)/_build/html/index.html"
 
-# Structure, links and directives only (notebooks are executed by nbval in 'test').
+# Structure, links and directives only (notebooks are executed by nbval in 'test'): the same
+# configuration as 'book', derived from _config.yml with notebook execution off, built from
+# scratch into $(CHECK_DIR), then inspected by tests/test_site.py. Fails on any warning.
+CHECK_DIR := _build/check
 book-check: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output _build/check \
-		--config _config.yml --builder html -- 2>/dev/null || true
-	BOOK_EXECUTE=off $(BIN)/python -m pytest tests/test_site.py -p no:cacheprovider
+	rm -rf $(CHECK_DIR)
+	$(BIN)/python book/check_config.py _config.yml $(CHECK_DIR)/_config.yml
+	$(BIN)/jupyter-book build . --all --warningiserror --keep-going \
+		--path-output $(CHECK_DIR) --config $(CHECK_DIR)/_config.yml
+	SITE_DIR=$(CHECK_DIR)/_build/html $(BIN)/python -m pytest tests/test_site.py -p no:cacheprovider
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
