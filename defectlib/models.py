@@ -50,6 +50,115 @@ def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
 
 
 # --------------------------------------------------------------------------- lesson 1: CNNs from scratch
+# The notebook defines these two models in its own cells, for the students to read and change, and
+# checks with an assert that its definitions build exactly the same layers as the builders below
+# (used by tests/test_models_cnn.py and benchmarks/neu_cnn.py). Change both together.
+
+
+def lenet(input_shape: tuple[int, int, int] = (200, 200, 3), image_size: tuple[int, int] = (255, 255),
+          num_classes: int = 6, filters: tuple[int, ...] = (32, 64, 128), dense_units: int = 128,
+          dropout: float = 0.5, augment: bool = True, name: str = "lenet"):
+    """The seed recipe: a LeNet-style CNN, images resized to 255x255 RGB inside the model.
+
+    Resizing, rescaling to 0-1 and augmentation (horizontal flips, small rotations and
+    zooms, active only in training) are layers of the model, so it takes raw 0-255 pixels.
+    Then one ``Conv2D(3x3, ReLU)`` + ``MaxPooling2D(2)`` block per entry of ``filters``,
+    ``Flatten``, a ``Dense`` hidden layer, ``Dropout`` and a softmax over ``num_classes``.
+    Uncompiled.
+
+    Examples
+    --------
+    >>> model = lenet(input_shape=(40, 40, 3), image_size=(32, 32), filters=(4, 8), dense_units=16)
+    >>> model.output_shape, model.count_params()
+    ((None, 6), 5134)
+    """
+    import keras
+    from keras import layers
+
+    stack = [keras.Input(input_shape, name="image"), layers.Resizing(*image_size, name="resize"),
+             layers.Rescaling(1 / 255, name="rescale")]
+    if augment:
+        stack += [layers.RandomFlip("horizontal", name="flip"), layers.RandomRotation(0.05, name="rotate"),
+                  layers.RandomZoom(0.1, name="zoom")]
+    for i, width in enumerate(filters, start=1):
+        stack += [layers.Conv2D(width, 3, activation="relu", name=f"conv{i}"),
+                  layers.MaxPooling2D(2, name=f"pool{i}")]
+    stack += [layers.Flatten(name="flatten"), layers.Dense(dense_units, activation="relu", name="dense"),
+              layers.Dropout(dropout, name="dropout"),
+              layers.Dense(num_classes, activation="softmax", name="probabilities")]
+    return keras.Sequential(stack, name=name)
+
+
+def refined_cnn(input_shape: tuple[int, int, int] = (200, 200, 1), num_classes: int = 6,
+                widths: tuple[int, ...] = (16, 32, 64, 128), stem_kernel: int = 4, stem_stride: int = 4,
+                bn_momentum: float = 0.9, dropout: float = 0.2, augment: bool = True, name: str = "refined_cnn"):
+    """The refined CNN of lesson 1: native-size grayscale input, batch normalisation, global average pooling.
+
+    Rescaling and augmentation (flips both ways, training only) are inside the model.
+    A stem ``Conv2D(widths[0], stem_kernel, strides=stem_stride)`` shrinks the image at
+    once; each further width adds ``MaxPooling2D(2)`` (except before the first) and a
+    3x3 ``Conv2D``; every convolution is followed by ``BatchNormalization(momentum=bn_momentum)``
+    and ReLU. ``GlobalAveragePooling2D``, ``Dropout`` and a softmax close it. Uncompiled.
+
+    Examples
+    --------
+    >>> model = refined_cnn(input_shape=(32, 32, 1), widths=(4, 8))
+    >>> model.output_shape, model.get_layer("block1_bn").momentum
+    ((None, 6), 0.9)
+    """
+    import keras
+    from keras import layers
+
+    def conv_bn_relu(width: int, kernel: int, strides: int, prefix: str) -> list:
+        return [layers.Conv2D(width, kernel, strides=strides, padding="same", use_bias=False, name=f"{prefix}_conv"),
+                layers.BatchNormalization(momentum=bn_momentum, name=f"{prefix}_bn"),
+                layers.ReLU(name=f"{prefix}_relu")]
+
+    stack = [keras.Input(input_shape, name="image"), layers.Rescaling(1 / 255, name="rescale")]
+    if augment:
+        stack.append(layers.RandomFlip("horizontal_and_vertical", name="flip"))
+    stack += conv_bn_relu(widths[0], stem_kernel, stem_stride, "stem")
+    for i, width in enumerate(widths[1:], start=1):
+        if i > 1:
+            stack.append(layers.MaxPooling2D(2, name=f"block{i}_pool"))
+        stack += conv_bn_relu(width, 3, 1, f"block{i}")
+    stack += [layers.GlobalAveragePooling2D(name="gap"), layers.Dropout(dropout, name="dropout"),
+              layers.Dense(num_classes, activation="softmax", name="probabilities")]
+    return keras.Sequential(stack, name=name)
+
+
+def epoch_timer():
+    """A Keras callback that records the wall-clock seconds of every epoch in ``.seconds``.
+
+    The first epoch also includes tracing the model into a graph; the median over the
+    epochs is the fair "time per epoch".
+
+    Examples
+    --------
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> timer = epoch_timer()
+    >>> _ = model.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, verbose=0, callbacks=[timer])
+    >>> len(timer.seconds), all(s > 0 for s in timer.seconds)
+    (3, True)
+    """
+    import time
+
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
 
 
 # --------------------------------------------------------------------------- lesson 2: transfer learning
@@ -105,7 +214,8 @@ def unfreeze_top(model, n_layers: int, base_name: str = "base") -> list[str]:
     because a frozen BatchNormalization layer runs in inference mode in Keras 3
     (it keeps using its ImageNet statistics); a trainable one would normalise with
     the statistics of each small NEU batch during ``fit``, even though the base was
-    called with ``training=False``. Returns the names of the layers made trainable
+    called with ``training=False`` (``fit`` calls the model with ``training=True``,
+    which overrides it). Returns the names of the layers made trainable
     (layers without weights, such as activations, included). Compile the model
     again afterwards: ``fit`` only picks up the change after ``compile``.
 
@@ -162,6 +272,382 @@ def trainable_summary(model):
 
 
 # --------------------------------------------------------------------------- lesson 3: vision transformers
+
+# Keras is imported at module level here (and not inside the builders, as in the sections above)
+# because the custom layers below are classes: defining them registers them, so that
+# `keras.saving.load_model(path, safe_mode=True)` finds them once `defectlib.models` is imported.
+import keras  # noqa: E402
+
+VIT_PRESET = "vit_base_patch16_224_imagenet"
+"""The KerasHub ImageNet ViT used by :func:`pretrained_vit` (ViT-B/16, 224x224, 86 M parameters)."""
+
+
+@keras.saving.register_keras_serializable(package="defectlib")
+class PatchEmbedding(keras.layers.Layer):
+    """Cut images into ``patch_size`` squares and project each to a ``hidden_dim`` token.
+
+    One strided convolution does both: a kernel of ``patch_size`` moved by
+    ``patch_size`` sees each patch exactly once, and its filters are the linear
+    projection. The output is the sequence of tokens, row by row:
+    ``(batch, (H / p) * (W / p), hidden_dim)``. With ``patch_size=1`` it turns a
+    feature map (from a convolutional stem) into tokens, one per position.
+
+    Examples
+    --------
+    >>> layer = PatchEmbedding(patch_size=10, hidden_dim=32)
+    >>> tuple(layer(keras.ops.zeros((2, 40, 60, 1))).shape)
+    (2, 24, 32)
+    """
+
+    def __init__(self, patch_size: int, hidden_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size = int(patch_size)
+        self.hidden_dim = int(hidden_dim)
+        self.projection = keras.layers.Conv2D(self.hidden_dim, self.patch_size, strides=self.patch_size,
+                                              padding="valid", name="projection")
+
+    def _grid(self, input_shape) -> tuple[int, int]:
+        height, width = input_shape[1], input_shape[2]
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(f"image {height}x{width} is not divisible into {self.patch_size}x{self.patch_size} "
+                             "patches: choose a patch size that divides both sides")
+        return height // self.patch_size, width // self.patch_size
+
+    def build(self, input_shape):
+        self.grid = self._grid(input_shape)
+        self.projection.build(input_shape)
+
+    def call(self, images):
+        features = self.projection(images)  # (batch, H/p, W/p, hidden_dim)
+        return keras.ops.reshape(features, (-1, self.grid[0] * self.grid[1], self.hidden_dim))
+
+    def compute_output_shape(self, input_shape):
+        rows, cols = self._grid(input_shape)
+        return (input_shape[0], rows * cols, self.hidden_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "patch_size": self.patch_size, "hidden_dim": self.hidden_dim}
+
+
+@keras.saving.register_keras_serializable(package="defectlib")
+class PositionEmbedding(keras.layers.Layer):
+    """Add a learnable vector to each token position (the ``embedding`` weight, one row per token).
+
+    Attention itself ignores order: without this layer, shuffling the patches would
+    not change the output. The rows start small and random and are learned.
+
+    Examples
+    --------
+    >>> layer = PositionEmbedding()
+    >>> tuple(layer(keras.ops.zeros((2, 24, 32))).shape), tuple(layer.embedding.shape), layer.embedding.trainable
+    ((2, 24, 32), (24, 32), True)
+    """
+
+    def __init__(self, stddev: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(name="embedding", shape=(input_shape[1], input_shape[2]),
+                                         initializer=keras.initializers.TruncatedNormal(stddev=self.stddev),
+                                         trainable=True)
+
+    def call(self, tokens):
+        return tokens + self.embedding
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev}
+
+
+@keras.saving.register_keras_serializable(package="defectlib")
+class TransformerBlock(keras.layers.Layer):
+    """One pre-norm transformer encoder block, from Keras layers.
+
+    ``x + attention(norm(x))``, then ``x + mlp(norm(x))``: layer normalisation
+    before each part, a residual connection around it. The attention is
+    :class:`keras.layers.MultiHeadAttention` with ``num_heads`` heads of
+    ``hidden_dim // num_heads`` dimensions; the MLP widens each token to
+    ``mlp_dim`` (GELU) and projects it back. Tokens keep their shape.
+
+    Examples
+    --------
+    >>> block = TransformerBlock(hidden_dim=32, num_heads=4, mlp_dim=64)
+    >>> tuple(block(keras.ops.zeros((2, 24, 32))).shape)
+    (2, 24, 32)
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int, mlp_dim: int, dropout: float = 0.0,
+                 attention_dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if hidden_dim % num_heads:
+            raise ValueError(f"hidden_dim={hidden_dim} must be a multiple of num_heads={num_heads}")
+        self.hidden_dim, self.num_heads, self.mlp_dim = int(hidden_dim), int(num_heads), int(mlp_dim)
+        self.dropout, self.attention_dropout = float(dropout), float(attention_dropout)
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm1")
+        self.attention = keras.layers.MultiHeadAttention(self.num_heads, key_dim=self.hidden_dim // self.num_heads,
+                                                         dropout=self.attention_dropout, name="attention")
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm2")
+        self.mlp_in = keras.layers.Dense(self.mlp_dim, activation="gelu", name="mlp_in")
+        self.mlp_out = keras.layers.Dense(self.hidden_dim, name="mlp_out")
+        self.drop = keras.layers.Dropout(self.dropout)
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.hidden_dim:
+            raise ValueError(f"tokens of size {input_shape[-1]}, expected hidden_dim={self.hidden_dim}")
+        self.norm1.build(input_shape)
+        self.attention.build(input_shape, input_shape)
+        self.norm2.build(input_shape)
+        self.mlp_in.build(input_shape)
+        self.mlp_out.build((*input_shape[:-1], self.mlp_dim))
+
+    def call(self, tokens, training=None):
+        x = self.norm1(tokens)
+        x = self.attention(x, x, training=training)
+        tokens = tokens + self.drop(x, training=training)
+        x = self.mlp_out(self.drop(self.mlp_in(self.norm2(tokens)), training=training))
+        return tokens + self.drop(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_dim": self.hidden_dim, "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim, "dropout": self.dropout, "attention_dropout": self.attention_dropout}
+
+
+@keras.saving.register_keras_serializable(package="defectlib")
+class SelectToken(keras.layers.Layer):
+    """Keep one token of a sequence (``index`` 0: the class token of a KerasHub ViT).
+
+    Examples
+    --------
+    >>> tuple(SelectToken()(keras.ops.zeros((2, 5, 8))).shape)
+    (2, 8)
+    """
+
+    def __init__(self, index: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, tokens):
+        return tokens[:, self.index]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+def vit_augmentation(name: str = "augment"):
+    """Random flips (both axes) and shifts of up to 10 %: label-preserving for NEU defects.
+
+    Active only in training (``model.fit``); at inference the images pass unchanged.
+
+    Examples
+    --------
+    >>> [layer.__class__.__name__ for layer in vit_augmentation().layers]
+    ['RandomFlip', 'RandomTranslation']
+    """
+    return keras.Sequential([keras.layers.RandomFlip("horizontal_and_vertical"),
+                             keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")], name=name)
+
+
+def _stem_strides(patch_size: int) -> list[int]:
+    """Split a patch size into the strides of a convolutional stem (4 first): 8 -> [4, 2], 20 -> [4, 5]."""
+    strides, rest = [], int(patch_size)
+    for factor in (4, 2, 3, 5, 7):
+        while rest % factor == 0 and rest > 1:
+            strides.append(factor)
+            rest //= factor
+    return strides + ([rest] if rest > 1 else [])
+
+
+def _encoder(x, hidden_dim: int, num_heads: int, num_layers: int, mlp_dim: int, dropout: float,
+             num_classes: int):
+    """Position embeddings, transformer blocks, final norm, average pooling and the softmax head."""
+    layers = keras.layers
+    x = PositionEmbedding(name="position_embedding")(x)
+    x = layers.Dropout(dropout, name="embedding_dropout")(x)
+    for i in range(num_layers):
+        x = TransformerBlock(hidden_dim, num_heads, mlp_dim, dropout=dropout, name=f"block{i + 1}")(x)
+    x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    return layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+
+
+def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_dim: int = 64,
+        num_heads: int = 4, num_layers: int = 4, mlp_dim: int = 128, num_classes: int = 6,
+        conv_stem: bool = False, channels: int = 1, dropout: float = 0.1, augment: bool = False,
+        name: str | None = None):
+    """A vision transformer for classification, built from scratch.
+
+    Pixels ``0..255`` (``channels`` 1 for NEU's grayscale) are scaled to [-1, 1]
+    (``preprocess``), cut into ``patch_size`` patches and embedded as
+    ``hidden_dim`` tokens (:class:`PatchEmbedding`): ``(H / p) * (W / p)`` tokens.
+    Learnable position embeddings are added, ``num_layers`` :class:`TransformerBlock`
+    follow, and the tokens are layer-normalised, averaged (``pool``) and classified
+    (``classifier``, softmax). With ``conv_stem`` the single patchifying convolution
+    is replaced by a stack of small convolutions (batch norm, ReLU) whose strides
+    multiply to ``patch_size`` (20: a 4x4 of stride 4, then a 5x5 of stride 5; 8: a
+    4x4 of stride 4, then a 3x3 of stride 2), followed by a 1x1 projection: the same
+    tokens, but each one built by local, overlapping filters first. ``augment`` puts
+    :func:`vit_augmentation` in the model (active in training only).
+
+    Examples
+    --------
+    >>> model = vit(image_size=(32, 32), patch_size=8, hidden_dim=16, num_heads=2, num_layers=1, mlp_dim=32)
+    >>> tuple(model.get_layer("patch_embedding").output.shape), model.output_shape
+    ((None, 16, 16), (None, 6))
+    >>> stem = vit(image_size=(32, 32), patch_size=8, hidden_dim=16, num_heads=2, num_layers=1, mlp_dim=32,
+    ...            conv_stem=True)
+    >>> [layer.name for layer in stem.layers if layer.name.startswith("stem_conv")]
+    ['stem_conv1', 'stem_conv2']
+    """
+    layers = keras.layers
+    inputs = keras.Input((*image_size, channels), name="image")
+    x = vit_augmentation()(inputs) if augment else inputs
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
+    if conv_stem:
+        strides = _stem_strides(patch_size)
+        for i, stride in enumerate(strides):
+            filters = max(8, hidden_dim // 2 ** (len(strides) - 1 - i))
+            x = layers.Conv2D(filters, max(3, stride), strides=stride, padding="same",
+                              use_bias=False, name=f"stem_conv{i + 1}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"stem_bn{i + 1}")(x)
+            x = layers.ReLU(name=f"stem_relu{i + 1}")(x)
+        x = PatchEmbedding(1, hidden_dim, name="patch_embedding")(x)
+    else:
+        x = PatchEmbedding(patch_size, hidden_dim, name="patch_embedding")(x)
+    outputs = _encoder(x, hidden_dim, num_heads, num_layers, mlp_dim, dropout, num_classes)
+    default = f"vit_p{patch_size}" + ("_convstem" if conv_stem else "") + ("_aug" if augment else "")
+    return keras.Model(inputs, outputs, name=name or default)
+
+
+def _conv_residual_block(x, filters: int, name: str, momentum: float = 0.9):
+    """Two 3x3 convolutions with batch norm, added to their input, then ReLU (same shape out)."""
+    layers = keras.layers
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn2")(y)
+    x = layers.Add(name=f"{name}_add")([x, y])
+    return layers.ReLU(name=f"{name}_out")(x)
+
+
+def hybrid(image_size: tuple[int, int] = (200, 200), num_classes: int = 6, channels: int = 1,
+           stem_filters: tuple[int, ...] = (16, 32, 64), hidden_dim: int = 64, num_heads: int = 4,
+           num_layers: int = 2, mlp_dim: int = 128, dropout: float = 0.1, augment: bool = True,
+           name: str = "hybrid"):
+    """A hybrid classifier: a residual CNN stem, then self-attention over its feature map.
+
+    The stem starts with a 4x4 convolution of stride 4 (``stem_filters[0]``
+    filters: cheap, and it already sees every pixel), then each further entry of
+    ``stem_filters`` halves the resolution (3x3 convolution, stride 2) and adds a
+    residual block (:func:`_conv_residual_block`): 200x200 becomes 50, 25 and 13
+    (169 positions). Each position becomes a ``hidden_dim`` token, and
+    ``num_layers`` transformer blocks relate every position to every other, as in
+    :func:`vit`. Convolutions supply locality cheaply; attention adds the global view.
+    Batch norm uses ``momentum=0.9`` (its averages keep up with short trainings).
+
+    Examples
+    --------
+    >>> model = hybrid(image_size=(32, 32), stem_filters=(8, 16), hidden_dim=16, num_heads=2, num_layers=1,
+    ...                mlp_dim=32)
+    >>> tuple(model.get_layer("patch_embedding").output.shape), model.output_shape
+    ((None, 16, 16), (None, 6))
+    """
+    layers = keras.layers
+    inputs = keras.Input((*image_size, channels), name="image")
+    x = vit_augmentation()(inputs) if augment else inputs
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
+    for i, filters in enumerate(stem_filters):
+        kernel, stride = (4, 4) if i == 0 else (3, 2)
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                          name=f"stage{i + 1}_down")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"stage{i + 1}_bn")(x)
+        x = layers.ReLU(name=f"stage{i + 1}_relu")(x)
+        if i:
+            x = _conv_residual_block(x, filters, name=f"stage{i + 1}_res")
+    x = PatchEmbedding(1, hidden_dim, name="patch_embedding")(x)
+    outputs = _encoder(x, hidden_dim, num_heads, num_layers, mlp_dim, dropout, num_classes)
+    return keras.Model(inputs, outputs, name=name)
+
+
+SMALL_VIT_CONFIG = {"image_shape": (64, 64, 3), "patch_size": 16, "num_layers": 2, "num_heads": 2,
+                    "hidden_dim": 64, "mlp_dim": 128}
+"""A tiny KerasHub ``ViTBackbone`` configuration: the random-weights stand-in of fast mode offline."""
+
+
+def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (200, 200, 1),
+                   preset: str = VIT_PRESET, dropout: float = 0.1):
+    """A KerasHub ViT pretrained on ImageNet, frozen, with a new softmax head.
+
+    Goes through :func:`pretrained` (the course's offline rule): the real path is
+    ``keras_hub.models.ViTBackbone.from_preset(preset)`` (downloaded once from
+    Kaggle); when that fails, fast mode builds a small random ``ViTBackbone`` from
+    :data:`SMALL_VIT_CONFIG` instead (nothing downloaded, said loudly), and full
+    mode raises. The model takes NEU pixels ``0..255`` at ``input_shape``; grayscale
+    is repeated to 3 channels (``to_rgb``), resized to the backbone's size and
+    scaled to [-1, 1] (the presets' ``(x / 255 - 0.5) / 0.5``). The backbone is
+    frozen and called in inference mode; its class token (``class_token``) feeds
+    ``dropout`` and ``classifier``. Returns ``(model, has_pretrained_weights)``.
+
+    (The seed notebook's ``keras_cv.models.ViT`` does not exist: KerasCV never had a
+    ViT classifier, and its models moved to KerasHub.)
+    """
+    import keras_hub
+
+    def build(weights):
+        if weights is None:
+            backbone = keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG, name="vit_backbone")
+        else:
+            backbone = keras_hub.models.ViTBackbone.from_preset(preset)
+        backbone.trainable = False
+        layers = keras.layers
+        inputs = keras.Input(input_shape, name="image")
+        x = inputs
+        if input_shape[-1] == 1:
+            x = layers.Concatenate(name="to_rgb")([x, x, x])
+        x = layers.Resizing(*backbone.image_shape[:2], interpolation="bilinear", antialias=True, name="resize")(x)
+        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
+        x = backbone(x, training=False)
+        x = SelectToken(0, name="class_token")(x)
+        x = layers.Dropout(dropout, name="dropout")(x)
+        outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+        return keras.Model(inputs, outputs, name="vit_pretrained" if weights else "vit_random_small")
+
+    return pretrained(build, f"the KerasHub ViT preset {preset!r}")
+
+
+def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
+                        warmup_fraction: float = 0.1):
+    """Compile for training a transformer: AdamW, linear warm-up then cosine decay, accuracy.
+
+    Transformers from scratch train badly with a constant learning rate: the
+    warm-up (``warmup_fraction`` of ``total_steps``) lets the attention weights
+    settle before full-size steps. ``weight_decay`` regularises. Returns the model.
+
+    Examples
+    --------
+    >>> model = compile_transformer(vit(image_size=(16, 16), patch_size=8, hidden_dim=8, num_heads=2,
+    ...                                 num_layers=1, mlp_dim=8), total_steps=100)
+    >>> type(model.optimizer).__name__
+    'AdamW'
+    """
+    warmup = max(1, int(warmup_fraction * total_steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 100, decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                  loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    return model
 
 
 # --------------------------------------------------------------------------- lesson 4: Severstal models

@@ -1,0 +1,147 @@
+"""Lesson 2 models: preprocessing, what is frozen, fine-tuning, inference mode, safe round trips.
+
+No downloads: random weights (``weights=None``) and small inputs, so the suite stays quick.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from defectlib.models import TRANSFER_BASES, trainable_summary, transfer_model, unfreeze_top
+
+INPUT = (40, 40, 3)
+SIZE = (32, 32)
+
+
+def small(name: str = "mobilenet_v2", num_classes: int = 6) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return transfer_model(name, num_classes=num_classes, image_size=SIZE, input_shape=INPUT, weights=None)
+
+
+def head_weight_ids(model: keras.Model) -> set[int]:
+    return {id(w) for name in ("pool", "dropout", "classifier") for w in model.get_layer(name).weights}
+
+
+def batch_norms(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    return [layer for layer in model.get_layer("base").layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def fit_one_step(model: keras.Model, num_classes: int = 6) -> None:
+    """One real ``fit`` step (compiled again first, as after any change of ``trainable``)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, *INPUT)).astype("float32")
+    y = rng.integers(0, num_classes, 8)
+    # run_eagerly only skips tracing a graph (seconds on a small CPU); the layers run the same way.
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy", run_eagerly=True)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+def values(weights) -> list[np.ndarray]:
+    return [np.array(w) for w in weights]
+
+
+@pytest.fixture(scope="module", params=sorted(TRANSFER_BASES))
+def built(request) -> tuple[str, keras.Model]:
+    """One freshly built model of each kind, shared by the tests that do not change it."""
+    return request.param, small(request.param)
+
+
+def test_preprocessing_inside_the_model_maps_pixels_to_minus_one_one(built):
+    name, model = built
+    preprocessed = keras.Model(model.input, model.get_layer("preprocess").output)
+    images = np.stack([np.full(INPUT, 0.0), np.full(INPUT, 127.5), np.full(INPUT, 255.0)]).astype("float32")
+    out = np.asarray(preprocessed(images))
+    assert out.shape == (3, *SIZE, 3)
+    np.testing.assert_allclose(out[0], -1.0, atol=1e-6)
+    np.testing.assert_allclose(out[1], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[2], 1.0, atol=1e-6)
+    # The same scaling as the network's own preprocess_input.
+    module = {"mobilenet_v2": keras.applications.mobilenet_v2, "resnet50_v2": keras.applications.resnet_v2}[name]
+    pixels = np.linspace(0, 255, 12, dtype="float32").reshape(1, 2, 2, 3)
+    np.testing.assert_allclose(np.asarray(model.get_layer("preprocess")(pixels)),
+                               module.preprocess_input(pixels.copy()), atol=1e-6)
+
+
+def test_built_model_trains_only_the_head(built):
+    _, model = built
+    base = model.get_layer("base")
+    assert not base.trainable
+    assert base.trainable_weights == []
+    assert not any(layer.trainable for layer in base.layers)
+    assert {id(w) for w in model.trainable_weights} == head_weight_ids(model)
+    summary = trainable_summary(model)
+    features = base.output.shape[-1]
+    assert summary.loc["base", "trainable"] == 0
+    assert summary.loc["total", "trainable"] == summary.loc["classifier", "trainable"] == features * 6 + 6
+    assert summary.loc["total"].sum() == model.count_params()
+
+
+def test_unfreeze_top_unfreezes_exactly_the_top_layers_but_not_batch_norm():
+    model = small()
+    base = model.get_layer("base")
+    for n in (20, 10, 0):  # each call starts again from a fully frozen base
+        unfrozen = unfreeze_top(model, n)
+        expected = [layer.name for layer in base.layers[len(base.layers) - n:]
+                    if not isinstance(layer, keras.layers.BatchNormalization)]
+        assert unfrozen == expected
+        assert [layer.name for layer in base.layers if layer.trainable] == expected
+        assert not any(layer.trainable for layer in batch_norms(model))
+        # What fit will update: the weights of the unfrozen layers and the head, nothing else.
+        wanted = head_weight_ids(model) | {id(w) for layer in base.layers if layer.name in expected
+                                           for w in layer.weights}
+        assert {id(w) for w in model.trainable_weights} == wanted
+        assert (trainable_summary(model).loc["base", "trainable"] > 0) == any(
+            base.get_layer(name).weights for name in expected)
+    with pytest.raises(ValueError, match="n_layers"):
+        unfreeze_top(model, len(base.layers) + 1)
+    with pytest.raises(ValueError, match="unknown base"):
+        transfer_model("vgg16", weights=None)
+
+
+def test_base_runs_in_inference_mode_while_training():
+    model = small()
+    base = model.get_layer("base")
+    norms = batch_norms(model)
+    stats = [values([layer.moving_mean, layer.moving_variance]) for layer in norms]
+    base_before = values(base.weights)
+    head_before = values(model.get_layer("classifier").weights)
+
+    fit_one_step(model)  # frozen base: only the head changes
+    assert any(not np.array_equal(a, b) for a, b in zip(head_before, values(model.get_layer("classifier").weights)))
+    for before, after in zip(base_before, values(base.weights)):
+        np.testing.assert_array_equal(before, after)
+
+    unfreeze_top(model, 20)
+    lower_before = values(base.layers[1].weights)
+    fit_one_step(model)  # fine-tuning: BatchNormalization statistics and the lower layers stay as they were
+    for layer, before in zip(norms, stats):
+        np.testing.assert_array_equal(before, values([layer.moving_mean, layer.moving_variance]), err_msg=layer.name)
+    for before, after in zip(lower_before, values(base.layers[1].weights)):
+        np.testing.assert_array_equal(before, after)
+    # Frozen BatchNormalization ignores training=True: the base gives the same output in both modes.
+    x = np.random.default_rng(1).uniform(-1, 1, (4, *SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(base(x, training=True)), np.asarray(base(x, training=False)), atol=1e-6)
+
+    # Control: the check above can fail. Keras 3 lets fit's training=True override the training=False the
+    # base was called with, so a BatchNormalization layer that is trainable does update its statistics.
+    first = norms[0]
+    first.trainable = True
+    mean_before = np.array(first.moving_mean)
+    fit_one_step(model)
+    assert not np.array_equal(mean_before, np.array(first.moving_mean))
+
+
+def test_round_trip_through_keras_file_with_safe_mode(built, tmp_path):
+    name, model = built
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = np.random.default_rng(2).uniform(0, 255, (3, *INPUT)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    assert not loaded.get_layer("base").trainable
+    assert {id(w) for w in loaded.trainable_weights} == head_weight_ids(loaded)
+    assert loaded.get_layer("preprocess").get_config()["scale"] == pytest.approx(1 / 127.5)
