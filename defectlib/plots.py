@@ -190,3 +190,242 @@ def plot_architecture(model, title: str | None = None):
     ax.set_title(title or f"{model.name}: {model.count_params():,} parameters", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- lesson 4: masks and curves
+
+CLASS_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231")
+"""One colour per Severstal defect class (1 red, 2 green, 3 blue, 4 orange)."""
+
+
+def overlay_masks(image: np.ndarray, masks: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """An RGB float image (0..1) with each class's mask painted over it in its colour.
+
+    ``image`` is ``(height, width)`` or ``(height, width, 1 or 3)`` (0..255 or
+    0..1); ``masks`` is ``(height, width, classes)``. Where classes overlap, the
+    later class wins.
+
+    Examples
+    --------
+    >>> m = np.zeros((2, 2, 4)); m[0, 0, 0] = 1
+    >>> [round(float(v), 2) for v in overlay_masks(np.zeros((2, 2)), m, alpha=1.0)[0, 0]]
+    [0.9, 0.1, 0.29]
+    """
+    from matplotlib.colors import to_rgb
+
+    image = np.asarray(image, dtype=np.float32)
+    image = image / 255.0 if image.max() > 1.0 else image
+    if image.ndim == 2:
+        image = image[..., None]
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3].copy()
+    masks = np.asarray(masks)
+    for k in range(masks.shape[-1]):
+        on = masks[..., k] > 0
+        rgb[on] = (1 - alpha) * rgb[on] + alpha * np.array(to_rgb(CLASS_COLOURS[k % len(CLASS_COLOURS)]))
+    return rgb
+
+
+def _class_legend(fig, n_classes: int = 4) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=CLASS_COLOURS[k], label=f"class {k + 1}") for k in range(n_classes)]
+    fig.legend(handles=handles, loc="upper center", ncol=n_classes, fontsize=8, frameon=False)
+
+
+def plot_masks(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], titles: Sequence[str] | None = None,
+               width: float = 11.0):
+    """Images (one per row, e.g. 1600x256 steel strips) with their class masks overlaid in colour.
+
+    Examples
+    --------
+    >>> fig = plot_masks(np.zeros((2, 4, 16)), np.zeros((2, 4, 16, 4)), ["a", "b"])
+    >>> [ax.get_title("left") for ax in fig.axes]
+    ['a', 'b']
+    """
+    n = len(images)
+    height, image_width = np.shape(images[0])[:2]
+    fig, axes = plt.subplots(n, 1, figsize=(width, n * width * height / image_width + 0.5 * n + 0.4), squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.imshow(overlay_masks(images[i], masks[i]))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9, loc="left")
+    _class_legend(fig, np.shape(masks[0])[-1])
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def plot_mask_comparison(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarray],
+                         pred_masks: Sequence[np.ndarray], titles: Sequence[str] | None = None,
+                         width: float = 14.0):
+    """Ground truth (left) beside prediction (right), one image per row.
+
+    Examples
+    --------
+    >>> z = np.zeros((1, 4, 16, 4))
+    >>> fig = plot_mask_comparison(np.zeros((1, 4, 16)), z, z, ["a"])
+    >>> [ax.get_title("left") for ax in fig.axes]
+    ['a: ground truth', 'a: predicted']
+    """
+    n = len(images)
+    height, image_width = np.shape(images[0])[:2]
+    fig, axes = plt.subplots(n, 2, figsize=(width, n * width / 2 * height / image_width + 0.5 * n + 0.4),
+                             squeeze=False)
+    for i in range(n):
+        for ax, masks, what in ((axes[i, 0], true_masks[i], "ground truth"), (axes[i, 1], pred_masks[i], "predicted")):
+            ax.imshow(overlay_masks(images[i], masks))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{titles[i]}: {what}" if titles is not None else what, fontsize=9, loc="left")
+    _class_legend(fig, np.shape(true_masks[0])[-1])
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def plot_roc_pr(y_true: Sequence[int], scores: Sequence[float], threshold: float | None = None,
+                title: str = ""):
+    """ROC curve (left) and precision-recall curve (right) of a binary classifier's scores.
+
+    With ``threshold``, the operating point of ``score >= threshold`` is marked on both.
+
+    Examples
+    --------
+    >>> fig = plot_roc_pr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], threshold=0.35)
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['false positive rate', 'recall (defective images found)']
+    """
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    y_true, scores = np.asarray(y_true).astype(int), np.asarray(scores, dtype=float).ravel()
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(fpr, tpr, lw=2, label=f"ROC (AUC {auc(fpr, tpr):.3f})")
+    left.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
+    left.set_xlabel("false positive rate")
+    left.set_ylabel("true positive rate (recall)")
+    right.plot(recall, precision, lw=2, label=f"PR (AP {average_precision_score(y_true, scores):.3f})")
+    right.axhline(y_true.mean(), color="grey", ls="--", lw=1, label="chance (share of defects)")
+    right.set_xlabel("recall (defective images found)")
+    right.set_ylabel("precision")
+    if threshold is not None:
+        predicted = scores >= threshold
+        tp = (predicted & (y_true == 1)).sum()
+        point_recall = tp / max((y_true == 1).sum(), 1)
+        point_fpr = (predicted & (y_true == 0)).sum() / max((y_true == 0).sum(), 1)
+        point_precision = tp / max(predicted.sum(), 1)
+        label = f"threshold {threshold:.3g}"
+        left.plot(point_fpr, point_recall, "o", color="crimson", ms=8, label=label)
+        right.plot(point_recall, point_precision, "o", color="crimson", ms=8, label=label)
+    for ax in (left, right):
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right" if ax is left else "lower left", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rle_grid(mask: np.ndarray, title: str = ""):
+    """A small mask drawn as a grid, each pixel labelled with its Kaggle RLE number (1-based, column-major).
+
+    Examples
+    --------
+    >>> fig = plot_rle_grid(np.eye(3, dtype="uint8"))
+    >>> [t.get_text() for t in fig.axes[0].texts][:4]
+    ['1', '4', '7', '2']
+    """
+    mask = np.asarray(mask)
+    height, width = mask.shape
+    fig, ax = plt.subplots(figsize=(0.55 * width + 0.6, 0.55 * height + 0.6))
+    ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.6)
+    for row in range(height):
+        for col in range(width):
+            ax.text(col, row, str(col * height + row + 1), ha="center", va="center", fontsize=10,
+                    color="white" if mask[row, col] else "black")
+    ax.set_xticks(np.arange(width))
+    ax.set_yticks(np.arange(height))
+    ax.set_xticks(np.arange(-0.5, width), minor=True)
+    ax.set_yticks(np.arange(-0.5, height), minor=True)
+    ax.grid(which="minor", color="grey", lw=1)
+    ax.tick_params(which="both", length=0)
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.set_title(title or "pixel numbers (down each column, then the next column)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_patches(image: np.ndarray, patch_size: int, n_tokens: int = 16, title: str | None = None):
+    """How a vision transformer reads an image: the patch grid, the patches apart, and the sequence.
+
+    Top left: the image with the grid of ``patch_size`` squares and their numbers.
+    Top right: the same patches pulled apart. Bottom: the first ``n_tokens``
+    patches in reading order (row by row), the sequence the transformer receives
+    once each patch is projected to a token.
+
+    Examples
+    --------
+    >>> fig = plot_patches(np.zeros((40, 40, 1)), patch_size=10, n_tokens=5)
+    >>> len(fig.axes), fig.axes[0].get_title()
+    (3, '40x40 image, 10x10 patches: 4 x 4 = 16 tokens')
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3:
+        image = image[..., 0]
+    height, width = image.shape
+    rows, cols = height // patch_size, width // patch_size
+    if rows == 0 or cols == 0 or height % patch_size or width % patch_size:
+        raise ValueError(f"a {height}x{width} image cannot be cut into {patch_size}x{patch_size} patches")
+    image = image / (255.0 if image.max() > 1.0 else 1.0)
+    patches = image.reshape(rows, patch_size, cols, patch_size).swapaxes(1, 2)  # (rows, cols, p, p)
+    gap = max(1, patch_size // 6)
+    step = patch_size + gap
+    cmap = plt.get_cmap("gray").copy()
+    cmap.set_bad("white")
+
+    fig = plt.figure(figsize=(10, 6.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=[3.2, 1])
+    ax = fig.add_subplot(grid[0, 0])
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    for k in range(1, rows):
+        ax.axhline(k * patch_size - 0.5, color="orange", lw=0.8)
+    for k in range(1, cols):
+        ax.axvline(k * patch_size - 0.5, color="orange", lw=0.8)
+    if rows * cols <= 100:
+        for r in range(rows):
+            for c in range(cols):
+                ax.text(c * patch_size + 2, r * patch_size + 2, str(r * cols + c), color="yellow",
+                        fontsize=7, va="top", ha="left")
+    ax.set_title(f"{height}x{width} image, {patch_size}x{patch_size} patches: "
+                 f"{rows} x {cols} = {rows * cols} tokens", fontsize=10)
+    ax.axis("off")
+
+    apart = np.full((rows * step - gap, cols * step - gap), np.nan)
+    for r in range(rows):
+        for c in range(cols):
+            apart[r * step:r * step + patch_size, c * step:c * step + patch_size] = patches[r, c]
+    ax = fig.add_subplot(grid[0, 1])
+    ax.imshow(apart, cmap=cmap, vmin=0, vmax=1)
+    ax.set_title("the same patches, pulled apart", fontsize=10)
+    ax.axis("off")
+
+    n = min(n_tokens, rows * cols)
+    strip = np.full((patch_size, n * step - gap), np.nan)
+    for k in range(n):
+        strip[:, k * step:k * step + patch_size] = patches[k // cols, k % cols]
+    ax = fig.add_subplot(grid[1, :])
+    ax.imshow(strip, cmap=cmap, vmin=0, vmax=1)
+    for k in range(n):
+        ax.text(k * step + patch_size / 2, patch_size + gap, str(k), ha="center", va="top", fontsize=8)
+    more = f" (of {rows * cols})" if n < rows * cols else ""
+    ax.set_title(f"the sequence: patches 0-{n - 1}{more} in reading order, each flattened to "
+                 f"{patch_size * patch_size} numbers and projected to one token", fontsize=10)
+    ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

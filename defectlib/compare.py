@@ -1,0 +1,268 @@
+"""The model comparison table: accuracy, training time, size and inference speed, measured the same way.
+
+Every number comes from a measurement in the current run, never from a constant:
+validation accuracy from one aligned pass over the validation set
+(:func:`defectlib.evaluate.predict_dataset`), training time from the clock around
+``fit``, parameters from the model, size on disk from the saved ``.keras`` file (weights
+and architecture, without the optimizer's state: what a production line would load), and
+inference speed from timed batches after a warm-up (:func:`inference_speed`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from defectlib.evaluate import predict_dataset
+
+COLUMNS = ["val accuracy", "train time (s)", "epochs", "parameters", "size (MB)", "images/s", "note"]
+"""The columns of :func:`comparison_table`, in order (the index is the model name)."""
+
+
+def _inference_copy(model):
+    """``model`` without its optimizer: rebuilt from its configuration (so not compiled), same weights.
+
+    (``keras.models.clone_model`` will not do: it compiles the clone again, with a new
+    optimizer whose state would be saved too.)
+    """
+    if getattr(model, "optimizer", None) is None:
+        return model
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def size_on_disk_mb(model, path: str | Path, include_optimizer: bool = False) -> float:
+    """Save ``model`` to ``path`` (a ``.keras`` file) and return the file's size in MB (10^6 bytes).
+
+    A ``.keras`` file of a compiled model also holds the optimizer's state (Adam keeps
+    two numbers per trainable weight), which a deployed model does not need. By
+    default the file is written without it (a clone with the same weights), so the
+    size is what goes into production; ``include_optimizer=True`` saves the model as is.
+
+    Examples
+    --------
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> size_on_disk_mb(model, "/tmp/compare-doc.keras") == Path("/tmp/compare-doc.keras").stat().st_size / 1e6
+    True
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: save as a .keras file (the course's format)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (model if include_optimizer else _inference_copy(model)).save(path)
+    return path.stat().st_size / 1e6
+
+
+def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Exactly ``batch_size`` images: the first ones, repeated if there are fewer."""
+    images = np.asarray(images, dtype=np.float32)
+    if len(images) == 0:
+        raise ValueError("no images to time the model on")
+    reps = int(np.ceil(batch_size / len(images)))
+    return np.concatenate([images] * reps)[:batch_size]
+
+
+def inference_speed(model, images: np.ndarray, batch_size: int = 32, warmup: int = 2, repeats: int = 5,
+                    batches_per_repeat: int = 3) -> float:
+    """Images per second of ``model.predict_on_batch`` on batches of ``batch_size``.
+
+    The first ``warmup`` calls are not timed (they trace and compile the graph and
+    fill caches). Then ``repeats`` timed runs of ``batches_per_repeat`` batches
+    each; the result uses the *median* run, so one run slowed by another process
+    does not decide it. Works with any object that has ``predict_on_batch``.
+
+    Examples
+    --------
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> inference_speed(model, np.zeros((8, 4)), repeats=3) > 0
+    True
+    """
+    if warmup < 1 or repeats < 1 or batches_per_repeat < 1:
+        raise ValueError("warmup, repeats and batches_per_repeat must be at least 1")
+    batch = _batch(images, batch_size)
+    for _ in range(warmup):
+        np.asarray(model.predict_on_batch(batch))
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(batches_per_repeat):
+            np.asarray(model.predict_on_batch(batch))  # np.asarray waits for the result
+        seconds.append(time.perf_counter() - start)
+    return batch_size * batches_per_repeat / statistics.median(seconds)
+
+
+def validation_accuracy(model, val_ds) -> float:
+    """Accuracy over one aligned pass of the validation pipeline.
+
+    Examples
+    --------
+    >>> import keras, tensorflow as tf
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Softmax()])
+    >>> x = np.array([[1, 0], [0, 1], [1, 0]], "float32")
+    >>> validation_accuracy(model, tf.data.Dataset.from_tensor_slices((x, [0, 1, 1])).batch(2))
+    0.6666666666666666
+    """
+    _, y_true, probabilities = predict_dataset(model, val_ds)
+    return float(np.mean(probabilities.argmax(axis=1) == y_true))
+
+
+def measure(name: str, model, val_ds, train_seconds: float | None = None, epochs: int | None = None,
+            note: str = "", workdir: str | Path | None = None, batch_size: int = 32, warmup: int = 2,
+            repeats: int = 5) -> dict:
+    """One row of the comparison: measure a trained model on the validation pipeline.
+
+    ``train_seconds`` and ``epochs`` come from the training (``None`` if unknown).
+    The model is saved as ``<workdir>/<name>.keras`` for its size (a temporary
+    folder when ``workdir`` is ``None``); the speed is timed on the first
+    validation images. ``note`` says anything a reader must know (random weights,
+    fast mode...).
+    """
+    images = []
+    for x, _ in val_ds:
+        images.append(np.asarray(x))
+        if sum(len(b) for b in images) >= batch_size:
+            break
+    record = {"model": name, "val accuracy": validation_accuracy(model, val_ds),
+              "train time (s)": None if train_seconds is None else float(train_seconds),
+              "epochs": epochs, "parameters": int(model.count_params()), "note": note}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(workdir) if workdir is not None else Path(tmp)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        record["size (MB)"] = size_on_disk_mb(model, folder / f"{safe}.keras")
+    record["images/s"] = inference_speed(model, np.concatenate(images), batch_size, warmup, repeats)
+    return record
+
+
+def train_and_record(name: str, model, train_ds, val_ds, epochs: int, callbacks: Sequence | None = None,
+                     note: str = "", workdir: str | Path | None = None, verbose: int = 0, **measure_kwargs):
+    """Train a compiled ``model`` with ``fit``, time it, and :func:`measure` it.
+
+    Returns ``(record, history)``: the comparison row and the Keras ``History``.
+    """
+    start = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks or []),
+                        verbose=verbose)
+    seconds = time.perf_counter() - start
+    record = measure(name, model, val_ds, train_seconds=seconds, epochs=len(history.epoch), note=note,
+                     workdir=workdir, **measure_kwargs)
+    return record, history
+
+
+def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per model (index ``model``), the :data:`COLUMNS` in order, as measured.
+
+    Examples
+    --------
+    >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.0, "epochs": 3,
+    ...                            "parameters": 1000, "size (MB)": 0.1, "images/s": 500.0, "note": ""}])
+    >>> list(table.columns) == COLUMNS, table.index.tolist()
+    (True, ['a'])
+    """
+    table = pd.DataFrame([dict(r) for r in records])
+    missing = [c for c in ["model", *COLUMNS] if c not in table.columns]
+    if missing:
+        raise ValueError(f"records lack the field(s) {missing}")
+    if table["model"].duplicated().any():
+        raise ValueError(f"two records have the same model name: {table['model'][table['model'].duplicated()].tolist()}")
+    table = table.set_index("model")[COLUMNS]
+    table["parameters"] = table["parameters"].astype(int)
+    return table
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with readable numbers (accuracy in %, rounded times and sizes), for printing.
+
+    Examples
+    --------
+    >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.04, "epochs": 3,
+    ...                            "parameters": 1000, "size (MB)": 0.123, "images/s": 512.3, "note": ""}])
+    >>> format_table(table).iloc[0].tolist()
+    ['90.0 %', '12', 3, '1,000', '0.12', '512', '']
+    """
+    out = pd.DataFrame(index=table.index)
+    out["val accuracy"] = [f"{100 * v:.1f} %" for v in table["val accuracy"]]
+    out["train time (s)"] = ["-" if pd.isna(v) else f"{v:.0f}" for v in table["train time (s)"]]
+    out["epochs"] = table["epochs"]
+    out["parameters"] = [f"{int(v):,}" for v in table["parameters"]]
+    out["size (MB)"] = [f"{v:.2f}" for v in table["size (MB)"]]
+    out["images/s"] = [f"{v:.0f}" for v in table["images/s"]]
+    out["note"] = table["note"]
+    return out
+
+
+def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same data, same machine)"):
+    """Four bar charts, one per measured quantity: accuracy, training time, size and inference speed.
+
+    Examples
+    --------
+    >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 10.0, "epochs": 1,
+    ...                            "parameters": 10, "size (MB)": 0.1, "images/s": s, "note": ""}
+    ...                           for m, a, s in [("a", 0.9, 100.0), ("b", 0.8, 300.0)]])
+    >>> [ax.get_title() for ax in plot_comparison(table).axes]
+    ['validation accuracy (%)', 'training time (s)', 'size on disk (MB)', 'inference (images/s, batch 32)']
+    """
+    import matplotlib.pyplot as plt
+
+    panels = [("val accuracy", "validation accuracy (%)", 100.0), ("train time (s)", "training time (s)", 1.0),
+              ("size (MB)", "size on disk (MB)", 1.0), ("images/s", "inference (images/s, batch 32)", 1.0)]
+    names = list(table.index)
+    colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 2.2 + 0.45 * len(names) * 2))
+    for ax, (column, label, scale) in zip(axes.ravel(), panels):
+        values = pd.to_numeric(table[column], errors="coerce").fillna(0).to_numpy(float) * scale
+        y = np.arange(len(names))[::-1]
+        ax.barh(y, values, color=colours)
+        ax.set_yticks(y, names, fontsize=8.5)
+        for yi, v in zip(y, values):
+            ax.text(v, yi, f" {v:.1f}" if v < 100 else f" {v:,.0f}", va="center", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlim(0, max(values.max(), 1e-9) * 1.25)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
+    """A production recommendation written from the measured table.
+
+    Among the models whose accuracy is within ``tolerance`` (1 percentage point) of
+    the best, recommend the fastest at inference, and say what it costs and saves
+    compared with the most accurate one. Models whose ``note`` mentions random
+    weights are left out: their numbers say nothing.
+
+    Examples
+    --------
+    >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 10.0, "epochs": 1,
+    ...                            "parameters": p, "size (MB)": p / 1e6, "images/s": s, "note": ""}
+    ...                           for m, a, p, s in [("big", 0.99, 10**7, 100.0), ("small", 0.985, 10**5, 900.0)]])
+    >>> print(recommend(table))  # doctest: +NORMALIZE_WHITESPACE
+    Recommended for production: small (98.5 % validation accuracy, 900 images/s, 0.10 MB).
+    It is 0.5 points below the most accurate model, big (99.0 %), but 9.0x faster and 100x smaller on disk.
+    """
+    usable = table[~table["note"].astype(str).str.contains("random", case=False)]
+    if usable.empty:
+        return "No recommendation: every model in the table has random (not trained or not pretrained) weights."
+    best_name = usable["val accuracy"].idxmax()
+    best = usable.loc[best_name]
+    close = usable[usable["val accuracy"] >= best["val accuracy"] - tolerance]
+    pick_name = close["images/s"].idxmax()
+    pick = usable.loc[pick_name]
+    text = (f"Recommended for production: {pick_name} ({100 * pick['val accuracy']:.1f} % validation accuracy, "
+            f"{pick['images/s']:.0f} images/s, {pick['size (MB)']:.2f} MB).")
+    if pick_name == best_name:
+        return text + " It is both the most accurate model and the fastest of those within " \
+                      f"{100 * tolerance:.0f} point(s) of it."
+    return text + (f"\nIt is {100 * (best['val accuracy'] - pick['val accuracy']):.1f} points below the most "
+                   f"accurate model, {best_name} ({100 * best['val accuracy']:.1f} %), but "
+                   f"{pick['images/s'] / best['images/s']:.1f}x faster and "
+                   f"{best['size (MB)'] / pick['size (MB)']:.0f}x smaller on disk.")

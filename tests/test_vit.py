@@ -1,0 +1,108 @@
+"""Lesson 3's transformers: shapes, learnable position embeddings, safe .keras round trips, the offline rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from defectlib import models  # noqa: E402
+
+SMALL = {"hidden_dim": 16, "num_heads": 2, "num_layers": 1, "mlp_dim": 32}
+
+
+def _images(n: int = 3, size: int = 32, channels: int = 1) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (n, size, size, channels)).astype("float32")
+
+
+@pytest.mark.parametrize(("size", "patch"), [((32, 32), 8), ((40, 60), 10), ((64, 64), 16)])
+def test_vit_patch_count_and_embedding_size(size, patch):
+    model = models.vit(image_size=size, patch_size=patch, **SMALL)
+    tokens = model.get_layer("patch_embedding").output.shape
+    assert tuple(tokens) == (None, (size[0] // patch) * (size[1] // patch), SMALL["hidden_dim"])
+    for i in range(SMALL["num_layers"]):
+        assert tuple(model.get_layer(f"block{i + 1}").output.shape) == tuple(tokens)
+
+
+def test_vit_outputs_a_softmax():
+    model = models.vit(image_size=(32, 32), patch_size=8, num_classes=6, **SMALL)
+    probabilities = np.asarray(model(_images(), training=False))
+    assert probabilities.shape == (3, 6)
+    assert np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_patch_size_must_divide_the_image():
+    with pytest.raises(ValueError, match="not divisible"):
+        models.vit(image_size=(30, 30), patch_size=8, **SMALL)
+
+
+def test_position_embeddings_are_learnable_and_shaped_per_token():
+    model = models.vit(image_size=(32, 32), patch_size=8, **SMALL)
+    layer = model.get_layer("position_embedding")
+    assert tuple(layer.embedding.shape) == (16, SMALL["hidden_dim"])
+    assert any(w is layer.embedding for w in model.trainable_weights)
+    before = np.array(layer.embedding.numpy())
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.train_on_batch(_images(), np.array([0, 1, 2]))
+    assert not np.allclose(before, layer.embedding.numpy()), "one training step did not change them"
+
+
+def test_conv_stem_gives_the_same_tokens_from_convolutions():
+    plain = models.vit(image_size=(40, 40), patch_size=20, **SMALL)
+    stem = models.vit(image_size=(40, 40), patch_size=20, conv_stem=True, **SMALL)
+    assert stem.get_layer("patch_embedding").output.shape == plain.get_layer("patch_embedding").output.shape
+    strides = [layer.strides[0] for layer in stem.layers if layer.name.startswith("stem_conv")]
+    assert int(np.prod(strides)) == 20 and len(strides) > 1
+
+
+def test_hybrid_shapes():
+    model = models.hybrid(image_size=(64, 64), stem_filters=(8, 16, 24), **SMALL)
+    assert tuple(model.get_layer("patch_embedding").output.shape) == (None, 4 * 4, SMALL["hidden_dim"])
+    assert model.output_shape == (None, 6)
+    assert any("_res_add" in layer.name for layer in model.layers), "the stem has no residual block"
+
+
+@pytest.mark.parametrize("build", [
+    lambda: models.vit(image_size=(32, 32), patch_size=8, **SMALL),
+    lambda: models.vit(image_size=(32, 32), patch_size=8, conv_stem=True, augment=True, **SMALL),
+    lambda: models.hybrid(image_size=(32, 32), stem_filters=(8, 16), **SMALL),
+], ids=["vit", "vit_conv_stem_augmented", "hybrid"])
+def test_save_and_load_with_safe_mode(build, tmp_path):
+    model = build()
+    x = _images()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert not [layer for layer in loaded.layers if isinstance(layer, keras.layers.Lambda)]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert loaded.count_params() == model.count_params()
+
+
+def test_the_preset_exists_in_keras_hub():
+    keras_hub = pytest.importorskip("keras_hub")
+    assert models.VIT_PRESET in keras_hub.models.ViTBackbone.presets
+
+
+def test_pretrained_vit_offline_fast_uses_a_small_random_backbone(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DEFECTLIB_FAST", "1")
+    monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
+    model, real = models.pretrained_vit(input_shape=(48, 48, 1))
+    assert real is False
+    assert "RANDOM weights" in capsys.readouterr().out
+    backbone = next(layer for layer in model.layers if layer.__class__.__name__ == "ViTBackbone")
+    assert backbone.trainable is False and backbone.count_params() < 200_000
+    assert model.output_shape == (None, 6)
+    x = _images(2, 48)
+    path = tmp_path / "vit_pretrained.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_pretrained_vit_offline_full_mode_refuses_random_weights(monkeypatch):
+    monkeypatch.setenv("DEFECTLIB_FAST", "0")
+    monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="pretrained weights"):
+        models.pretrained_vit()
