@@ -492,10 +492,10 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     Learnable position embeddings are added, ``num_layers`` :class:`TransformerBlock`
     follow, and the tokens are layer-normalised, averaged (``pool``) and classified
     (``classifier``, softmax). With ``conv_stem`` the single patchifying convolution
-    is replaced by a stack of small convolutions (batch norm, ReLU) whose strides
-    multiply to ``patch_size`` (20: a 4x4 of stride 4, then a 5x5 of stride 5; 8: a
-    4x4 of stride 4, then a 3x3 of stride 2), followed by a 1x1 projection: the same
-    tokens, but each one built by local, overlapping filters first. ``augment`` puts
+    is replaced by a stack of convolutions (batch norm, ReLU) whose strides multiply
+    to ``patch_size`` (20: stride 4, then 5; 8: stride 4, then 2), each with a kernel
+    of ``2 * stride - 1`` so that neighbouring windows overlap, followed by a 1x1
+    projection: the same tokens, but each one built by local filters first. ``augment`` puts
     :func:`vit_augmentation` in the model (active in training only).
 
     Examples
@@ -516,7 +516,7 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
         strides = _stem_strides(patch_size)
         for i, stride in enumerate(strides):
             filters = max(8, hidden_dim // 2 ** (len(strides) - 1 - i))
-            x = layers.Conv2D(filters, max(3, stride), strides=stride, padding="same",
+            x = layers.Conv2D(filters, 2 * stride - 1, strides=stride, padding="same",
                               use_bias=False, name=f"stem_conv{i + 1}")(x)
             x = layers.BatchNormalization(momentum=0.9, name=f"stem_bn{i + 1}")(x)
             x = layers.ReLU(name=f"stem_relu{i + 1}")(x)
@@ -626,12 +626,15 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
 
 
 def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
-                        warmup_fraction: float = 0.1):
+                        warmup_fraction: float = 0.1, jit_compile: bool | str = "auto"):
     """Compile for training a transformer: AdamW, linear warm-up then cosine decay, accuracy.
 
     Transformers from scratch train badly with a constant learning rate: the
-    warm-up (``warmup_fraction`` of ``total_steps``) lets the attention weights
-    settle before full-size steps. ``weight_decay`` regularises. Returns the model.
+    warm-up (``warmup_fraction`` of ``total_steps``, from ``learning_rate / 100``)
+    lets the attention weights settle before full-size steps, then the rate decays
+    to zero along a cosine. ``weight_decay`` regularises (0 makes it plain Adam).
+    ``jit_compile`` is passed to Keras: XLA makes each step faster on a CPU but takes
+    long to compile, which only pays off over many epochs. Returns the model.
 
     Examples
     --------
@@ -645,8 +648,8 @@ def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, we
         initial_learning_rate=learning_rate / 100, decay_steps=max(1, total_steps - warmup),
         warmup_target=learning_rate, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"],
+                  jit_compile=jit_compile)
     return model
 
 
