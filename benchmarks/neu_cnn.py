@@ -27,7 +27,7 @@ os.environ["DEFECTLIB_FAST"] = "0"  # always the whole data set and the full rec
 from _common import machine_load, require, shared_data  # noqa: E402
 
 SEED_EPOCHS = int(os.environ.get("NEU_CNN_SEED_EPOCHS", "3"))
-EPOCHS = 20
+EPOCHS = 30
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 3e-3
 WARMUP_FRACTION = 0.1

@@ -186,12 +186,12 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.04, "epochs": 3,
     ...                            "parameters": 1000, "size (MB)": 0.123, "images/s": 512.3, "note": ""}])
     >>> format_table(table).iloc[0].tolist()
-    ['90.0 %', '12', 3, '1,000', '0.12', '512', '']
+    ['90.0 %', '12', '3', '1,000', '0.12', '512', '']
     """
     out = pd.DataFrame(index=table.index)
     out["val accuracy"] = [f"{100 * v:.1f} %" for v in table["val accuracy"]]
     out["train time (s)"] = ["-" if pd.isna(v) else f"{v:.0f}" for v in table["train time (s)"]]
-    out["epochs"] = table["epochs"]
+    out["epochs"] = ["-" if pd.isna(v) else f"{int(v)}" for v in table["epochs"]]
     out["parameters"] = [f"{int(v):,}" for v in table["parameters"]]
     out["size (MB)"] = [f"{v:.2f}" for v in table["size (MB)"]]
     out["images/s"] = [f"{v:.0f}" for v in table["images/s"]]
@@ -201,6 +201,8 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same data, same machine)"):
     """Four bar charts, one per measured quantity: accuracy, training time, size and inference speed.
+
+    Models whose ``note`` mentions random weights are starred, with a footnote.
 
     Examples
     --------
@@ -214,7 +216,8 @@ def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same da
 
     panels = [("val accuracy", "validation accuracy (%)", 100.0), ("train time (s)", "training time (s)", 1.0),
               ("size (MB)", "size on disk (MB)", 1.0), ("images/s", "inference (images/s, batch 32)", 1.0)]
-    names = list(table.index)
+    random = table["note"].astype(str).str.contains("random", case=False).to_numpy()
+    names = [f"{name} *" if r else str(name) for name, r in zip(table.index, random)]
     colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
     fig, axes = plt.subplots(2, 2, figsize=(11, 2.2 + 0.45 * len(names) * 2))
     for ax, (column, label, scale) in zip(axes.ravel(), panels):
@@ -223,12 +226,16 @@ def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same da
         ax.barh(y, values, color=colours)
         ax.set_yticks(y, names, fontsize=8.5)
         for yi, v in zip(y, values):
-            ax.text(v, yi, f" {v:.1f}" if v < 100 else f" {v:,.0f}", va="center", fontsize=8)
+            ax.text(v, yi, f" {v:.2f}" if v < 10 else f" {v:.1f}" if v < 100 else f" {v:,.0f}", va="center",
+                    fontsize=8)
         ax.set_title(label, fontsize=10)
         ax.set_xlim(0, max(values.max(), 1e-9) * 1.25)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
+    if random.any():
+        fig.text(0.01, 0.005, "* random weights (no pretrained download): its numbers say nothing about the model",
+                 fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     return fig
 
 
