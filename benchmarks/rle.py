@@ -11,14 +11,13 @@ it is absent the script says so and exits with status 0.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import require, shared_data
 
 from defectlib.rle import SEVERSTAL_SHAPE, rle_decode, rle_encode
 
@@ -51,11 +50,7 @@ def round_trip_all(rles: list[str]) -> None:
 
 
 def main() -> int:
-    shared = Path(os.environ.get("DEFECTLIB_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    csv = shared / "severstal" / "test.csv"
-    if not csv.is_file():
-        print(f"reference data not found ({csv}); set DEFECTLIB_SHARED_DATA. Nothing to benchmark.")
-        return 0
+    csv = require(shared_data() / "severstal" / "test.csv")
     rles = pd.read_csv(csv)["EncodedPixels"].tolist()
     print(f"{len(rles)} real masks from {csv}")
 

@@ -3,7 +3,8 @@
 Every number comes from a measurement in the current run, never from a constant:
 validation accuracy from one aligned pass over the validation set
 (:func:`defectlib.evaluate.predict_dataset`), training time from the clock around
-``fit``, parameters from the model, size on disk from the saved ``.keras`` file (weights
+``fit`` (wall clock, and the CPU time of the process: on a shared machine the wall
+clock grows with other people's work, the CPU time much less), parameters from the model, size on disk from the saved ``.keras`` file (weights
 and architecture, without the optimizer's state: what a production line would load), and
 inference speed from timed batches after a warm-up (:func:`inference_speed`).
 """
@@ -21,7 +22,7 @@ import pandas as pd
 
 from defectlib.evaluate import predict_dataset
 
-COLUMNS = ["val accuracy", "train time (s)", "epochs", "parameters", "size (MB)", "images/s", "note"]
+COLUMNS = ["val accuracy", "train time (s)", "train CPU (s)", "epochs", "parameters", "size (MB)", "images/s", "note"]
 """The columns of :func:`comparison_table`, in order (the index is the model name)."""
 
 
@@ -117,10 +118,11 @@ def validation_accuracy(model, val_ds) -> float:
 
 def measure(name: str, model, val_ds, train_seconds: float | None = None, epochs: int | None = None,
             note: str = "", workdir: str | Path | None = None, batch_size: int = 32, warmup: int = 2,
-            repeats: int = 5) -> dict:
+            repeats: int = 5, train_cpu_seconds: float | None = None) -> dict:
     """One row of the comparison: measure a trained model on the validation pipeline.
 
-    ``train_seconds`` and ``epochs`` come from the training (``None`` if unknown).
+    ``train_seconds``, ``train_cpu_seconds`` and ``epochs`` come from the training
+    (``None`` if unknown).
     The model is saved as ``<workdir>/<name>.keras`` for its size (a temporary
     folder when ``workdir`` is ``None``); the speed is timed on the first
     validation images. ``note`` says anything a reader must know (random weights,
@@ -133,6 +135,7 @@ def measure(name: str, model, val_ds, train_seconds: float | None = None, epochs
             break
     record = {"model": name, "val accuracy": validation_accuracy(model, val_ds),
               "train time (s)": None if train_seconds is None else float(train_seconds),
+              "train CPU (s)": None if train_cpu_seconds is None else float(train_cpu_seconds),
               "epochs": epochs, "parameters": int(model.count_params()), "note": note}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)
@@ -144,21 +147,23 @@ def measure(name: str, model, val_ds, train_seconds: float | None = None, epochs
 
 def train_and_record(name: str, model, train_ds, val_ds, epochs: int, callbacks: Sequence | None = None,
                      note: str = "", workdir: str | Path | None = None, verbose: int = 0, **measure_kwargs):
-    """Train a compiled ``model`` with ``fit``, time it, and :func:`measure` it.
+    """Train a compiled ``model`` with ``fit``, time it (wall clock and CPU), and :func:`measure` it.
 
     Returns ``(record, history)``: the comparison row and the Keras ``History``.
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks or []),
                         verbose=verbose)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     record = measure(name, model, val_ds, train_seconds=seconds, epochs=len(history.epoch), note=note,
-                     workdir=workdir, **measure_kwargs)
+                     workdir=workdir, train_cpu_seconds=cpu_seconds, **measure_kwargs)
     return record, history
 
 
 def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
     """One row per model (index ``model``), the :data:`COLUMNS` in order, as measured.
+
+    Every record needs all the columns, except ``train CPU (s)`` (left empty when absent).
 
     Examples
     --------
@@ -167,7 +172,7 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
     >>> list(table.columns) == COLUMNS, table.index.tolist()
     (True, ['a'])
     """
-    table = pd.DataFrame([dict(r) for r in records])
+    table = pd.DataFrame([{"train CPU (s)": None, **r} for r in records])  # the CPU time is optional
     missing = [c for c in ["model", *COLUMNS] if c not in table.columns]
     if missing:
         raise ValueError(f"records lack the field(s) {missing}")
@@ -186,11 +191,12 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.04, "epochs": 3,
     ...                            "parameters": 1000, "size (MB)": 0.123, "images/s": 512.3, "note": ""}])
     >>> format_table(table).iloc[0].tolist()
-    ['90.0 %', '12', '3', '1,000', '0.12', '512', '']
+    ['90.0 %', '12', '-', '3', '1,000', '0.12', '512', '']
     """
     out = pd.DataFrame(index=table.index)
     out["val accuracy"] = [f"{100 * v:.1f} %" for v in table["val accuracy"]]
-    out["train time (s)"] = ["-" if pd.isna(v) else f"{v:.0f}" for v in table["train time (s)"]]
+    for column in ("train time (s)", "train CPU (s)"):
+        out[column] = ["-" if pd.isna(v) else f"{v:.0f}" for v in table[column]]
     out["epochs"] = ["-" if pd.isna(v) else f"{int(v)}" for v in table["epochs"]]
     out["parameters"] = [f"{int(v):,}" for v in table["parameters"]]
     out["size (MB)"] = [f"{v:.2f}" for v in table["size (MB)"]]

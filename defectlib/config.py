@@ -116,3 +116,18 @@ def seed_everything(seed: int | None = None) -> int:
     seed = settings().seed if seed is None else seed
     keras.utils.set_random_seed(seed)
     return seed
+
+
+def banner(*lines: str) -> None:
+    """Print ``lines`` between two rules of ``=``: how the data modules say what they use.
+
+    Examples
+    --------
+    >>> banner("NEU data: SYNTHETIC", "not real results")  # doctest: +NORMALIZE_WHITESPACE
+    ==============================================================================
+    NEU data: SYNTHETIC
+    not real results
+    ==============================================================================
+    """
+    bar = "=" * 78
+    print("\n".join([bar, *lines, bar]), flush=True)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from defectlib.config import settings
+from defectlib.config import banner, settings
 from defectlib.errors import DataError
 
 CLASS_NAMES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
@@ -86,11 +86,6 @@ class NEUData:
 # --------------------------------------------------------------------------- finding
 
 
-def _banner(title: str, lines: list[str]) -> None:
-    bar = "=" * 78
-    print("\n".join([bar, title, *lines, bar]))
-
-
 def find_neu(path: str | Path | None = None, max_per_class: int | None = None) -> NEUData:
     """Find the NEU database, index it and say loudly which copy is used.
 
@@ -139,7 +134,7 @@ def find_neu(path: str | Path | None = None, max_per_class: int | None = None) -
         title = "NEU data: the real NEU surface defect database"
     if cfg.fast:
         lines.append("FAST MODE: a small subset and few epochs; numbers are not meaningful.")
-    _banner(title, lines)
+    banner(title, *lines)
     return data
 
 

@@ -24,13 +24,13 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from .config import settings
+from .config import banner, settings
 from .errors import DataError
 from .rle import SEVERSTAL_SHAPE, parse_rle, rle_encode, rles_to_masks
 
@@ -52,11 +52,6 @@ _KAGGLE_HELP = (
     f"     https://www.kaggle.com/competitions/{KAGGLE_COMPETITION}/rules",
     "Using the SYNTHETIC stand-in data set instead.",
 )
-
-
-def _banner(lines: Iterable[str]) -> None:
-    bar = "=" * 78
-    print("\n".join([bar, *lines, bar]), flush=True)
 
 
 @dataclass(frozen=True)
@@ -105,7 +100,7 @@ def _announce(data: SeverstalData, why: str) -> SeverstalData:
         lines = [f"Severstal data ({data.source}): {n} images in {data.images_dir}", f"Why: {why}."]
         if data.train_csv is None:
             lines.append("No train.csv in that folder: images only, no defect masks.")
-    _banner(lines)
+    banner(*lines)
     return data
 
 
@@ -157,7 +152,7 @@ def find_severstal(path: str | Path | None = None) -> SeverstalData:
 
             root = Path(kagglehub.competition_download(KAGGLE_COMPETITION))
         except Exception as exc:  # no credentials, rules not accepted, no network, ...
-            _banner([*_KAGGLE_HELP, f"(kagglehub said: {type(exc).__name__}: {exc})"])
+            banner(*_KAGGLE_HELP, f"(kagglehub said: {type(exc).__name__}: {exc})")
             why = "the Kaggle download failed (see the message above)"
         else:
             return _announce(_layout(root, "kaggle"), "downloaded with kagglehub (DEFECTLIB_SEVERSTAL_DIR is not set)")
