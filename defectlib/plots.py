@@ -384,8 +384,7 @@ def plot_patches(image: np.ndarray, patch_size: int, n_tokens: int = 16, title: 
     patches = image.reshape(rows, patch_size, cols, patch_size).swapaxes(1, 2)  # (rows, cols, p, p)
     gap = max(1, patch_size // 6)
     step = patch_size + gap
-    cmap = plt.get_cmap("gray").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("gray").with_extremes(bad="white")  # the gaps between patches are NaN
 
     fig = plt.figure(figsize=(10, 6.6))
     grid = fig.add_gridspec(2, 2, height_ratios=[3.2, 1])
