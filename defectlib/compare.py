@@ -4,9 +4,10 @@ Every number comes from a measurement in the current run, never from a constant:
 validation accuracy from one aligned pass over the validation set
 (:func:`defectlib.evaluate.predict_dataset`), training time from the clock around
 ``fit`` (wall clock, and the CPU time of the process: on a shared machine the wall
-clock grows with other people's work, the CPU time much less), parameters from the model, size on disk from the saved ``.keras`` file (weights
-and architecture, without the optimizer's state: what a production line would load), and
-inference speed from timed batches after a warm-up (:func:`inference_speed`).
+clock grows with other people's work, the CPU time much less), parameters from the
+model, size on disk from the saved ``.keras`` file (weights and architecture, without
+the optimizer's state: what a production line would load), and inference speed from
+timed batches after a warm-up (:func:`inference_speed`).
 """
 
 from __future__ import annotations
