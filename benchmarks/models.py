@@ -1,6 +1,6 @@
 """The course's from-scratch classifiers on the real NEU data, trained in one run, in one comparison table.
 
-Models: lesson 1's refined CNN (``defectlib.models.refined_cnn``, when it exists) and
+Models: lesson 1's refined CNN (``defectlib.cnn.refined_cnn``, when it exists) and
 lesson 3's transformers: the ViT from scratch (20x20 patches), the same with
 augmentation, the ViT with a convolutional stem, and the hybrid (residual CNN stem +
 attention). All read the same in-memory pipeline (``neu_datasets``, native 200x200
@@ -42,10 +42,10 @@ GOAL_ACCURACY, GOAL_SECONDS = 0.97, 600  # best transformer or hybrid: at least 
 def candidates(models) -> list[tuple[str, object, float, float]]:
     """(name, builder, peak learning rate, weight decay) of every from-scratch model, in table order."""
     out = []
-    if hasattr(models, "refined_cnn"):  # lesson 1's recipe: Adam (AdamW without decay), peak 3e-3
-        out.append(("refined_cnn", lambda: models.refined_cnn(), 3e-3, 0.0))
+    if hasattr(cnn, "refined_cnn"):  # lesson 1's recipe: Adam (AdamW without decay), peak 3e-3
+        out.append(("refined_cnn", lambda: cnn.refined_cnn(), 3e-3, 0.0))
     else:
-        print("lesson 1's refined_cnn is not in defectlib.models: left out")
+        print("lesson 1's refined_cnn is not in defectlib.cnn: left out")
     out += [
         ("vit", lambda: models.vit(patch_size=20, **VIT_SIZE, name="vit"), 1e-3, 0.05),
         ("vit_augmented", lambda: models.vit(patch_size=20, augment=True, **VIT_SIZE, name="vit_augmented"),
@@ -64,7 +64,7 @@ def main() -> None:
 
     import keras
 
-    from defectlib import models
+    from defectlib import cnn, vit as models
     from defectlib.compare import comparison_table, format_table, recommend, train_and_record
     from defectlib.config import seed_everything, settings
     from defectlib.neu import find_neu, neu_datasets

@@ -1,9 +1,9 @@
 """Lesson 1's two CNNs on the real NEU data, trained in the same run: the seed recipe and the refined model.
 
-Seed recipe: ``defectlib.models.lenet`` as the seed notebook wrote it (200x200 images
+Seed recipe: ``defectlib.cnn.lenet`` as the seed notebook wrote it (200x200 images
 upsampled to 255x255 RGB, three conv/pool blocks, Flatten + Dense), Adam at a constant
 1e-3, trained for only a few epochs: enough to measure its time per epoch and see where
-it is heading (the seed trained 50). Refined: ``defectlib.models.refined_cnn`` (native
+it is heading (the seed trained 50). Refined: ``defectlib.cnn.refined_cnn`` (native
 200x200 grayscale, stride-4 stem, batch normalisation, global average pooling), Adam
 with cosine decay after a linear warmup, trained to the end, as in the lesson. Both read
 the same in-memory pipeline (``neu_datasets``), so the times compare the models only.
@@ -39,7 +39,7 @@ def train(model, train_ds, val_ds, epochs: int, learning_rate) -> dict:
     import numpy as np
 
     from defectlib.evaluate import predict_dataset
-    from defectlib.models import epoch_timer
+    from defectlib.timing import epoch_timer
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -64,7 +64,7 @@ def main() -> None:
     import keras
 
     from defectlib.config import seed_everything, settings
-    from defectlib.models import lenet, refined_cnn
+    from defectlib.cnn import lenet, refined_cnn
     from defectlib.neu import find_neu, neu_datasets
 
     print("start:", machine_load())

@@ -29,7 +29,7 @@ from _common import machine_load, shared_data, timed  # noqa: E402
 
 
 def build_classifier(size):
-    from defectlib.models import defect_classifier
+    from defectlib.segmentation import defect_classifier
 
     try:
         return defect_classifier((*size, 3), weights="imagenet"), "ImageNet (frozen) + trained head"
@@ -79,7 +79,7 @@ def main() -> None:
     import keras
 
     from defectlib.losses import dice_coefficient, focal_tversky_loss, tversky_index
-    from defectlib.models import resunet
+    from defectlib.segmentation import resunet
     from defectlib.pipeline import (choose_threshold, classifier_scores, predict_two_stage, score_submission,
                                     threshold_summary, warm_up)
     from defectlib.severstal import (classifier_dataset, defect_table, list_images, make_synthetic_severstal,

@@ -1,4 +1,4 @@
-"""The lesson 1 model builders: the seed's LeNet and the refined CNN (defectlib.models)."""
+"""The lesson 1 model builders: the seed's LeNet and the refined CNN (defectlib.cnn)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from defectlib.models import lenet, refined_cnn  # noqa: E402
+from defectlib.cnn import lenet, refined_cnn  # noqa: E402
 
 # Small versions of both models, so that every test runs in a few seconds on a CPU.
 SMALL_LENET = {"input_shape": (48, 48, 3), "image_size": (40, 40), "filters": (4, 8, 8), "dense_units": 16}

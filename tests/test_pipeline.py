@@ -1,4 +1,4 @@
-"""Tests of the Severstal two-stage pipeline (defectlib.pipeline) and its models (defectlib.models, lesson 4)."""
+"""Tests of the Severstal two-stage pipeline (defectlib.pipeline) and its models (defectlib.segmentation, lesson 4)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from defectlib.losses import dice_coefficient, focal_tversky_loss, kaggle_mean_dice, tversky_index
-from defectlib.models import CaffePreprocess, defect_classifier, resunet
+from defectlib.segmentation import CaffePreprocess, defect_classifier, resunet
 from defectlib.pipeline import (
     choose_threshold,
     clean_masks,

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from defectlib.models import TRANSFER_BASES, trainable_summary, transfer_model, unfreeze_top
+from defectlib.transfer import TRANSFER_BASES, trainable_summary, transfer_model, unfreeze_top
 
 INPUT = (40, 40, 3)
 SIZE = (32, 32)

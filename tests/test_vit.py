@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from defectlib import models  # noqa: E402
+from defectlib import vit as models  # noqa: E402
 
 SMALL = {"hidden_dim": 16, "num_heads": 2, "num_layers": 1, "mlp_dim": 32}
 

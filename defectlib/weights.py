@@ -1,0 +1,49 @@
+"""The one rule for pretrained weights offline, shared by lessons 2, 3 and 4."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from defectlib.config import settings
+
+T = TypeVar("T")
+
+
+def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
+    """Build a model with downloaded pretrained weights, with the course's offline rule.
+
+    ``build(weights)`` is called with ``"imagenet"`` (or whatever the real path
+    needs) first. If the download fails (no internet, or ``DEFECTLIB_OFFLINE=1``):
+    in fast mode it says so plainly and calls ``build(None)`` (random weights) so
+    the code path still runs; otherwise it raises ``RuntimeError`` saying how to
+    get the weights. Returns ``(model, has_pretrained_weights)``.
+
+    Examples
+    --------
+    >>> import os
+    >>> saved = dict(os.environ)
+    >>> os.environ.update(DEFECTLIB_FAST="1", DEFECTLIB_OFFLINE="1")
+    >>> model, real = pretrained(lambda w: f"model with weights={w}", "a toy")  # doctest: +ELLIPSIS
+    ===...
+    >>> model, real
+    ('model with weights=None', False)
+    >>> os.environ.clear(); os.environ.update(saved)
+    """
+    cfg = settings()
+    if not cfg.offline:
+        try:
+            return build("imagenet"), True
+        except Exception as error:  # noqa: BLE001 - any failure to fetch weights is handled below
+            reason = f"{type(error).__name__}: {str(error)[:200]}"
+    else:
+        reason = "DEFECTLIB_OFFLINE=1, so no download was tried"
+    how = ("Run with internet access once (the weights are then cached in ~/.keras/models or "
+           "the KerasHub/Kaggle cache), or copy the cached weight files to this machine.")
+    if not cfg.fast:
+        raise RuntimeError(f"Could not load the pretrained weights for {what} ({reason}). {how}")
+    bar = "=" * 78
+    print(f"{bar}\nNO PRETRAINED WEIGHTS for {what}: {reason}.\n"
+          "FAST MODE: continuing with RANDOM weights so the code runs. This is NOT transfer\n"
+          f"learning, and its numbers say nothing about pretrained models.\n{how}\n{bar}")
+    return build(None), False
