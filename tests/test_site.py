@@ -40,9 +40,10 @@ LESSON_DIRECTIVES = {
     "questions": "questions", "objectives": "objectives", "keypoints": "keypoints",
     "callout": "callout", "checklist": "checklist", "testimonial": "testimonial", "output": "output",
 }
-# Every lesson notebook opens with questions and objectives, has exercises with solutions
-# and closes with key points.
-LESSON_REQUIRED = {"questions", "objectives", "exercise", "solution", "keypoints"}
+# Every lesson notebook opens with questions and objectives, has exercises and closes with key
+# points. Its solutions are not directives but <details> blocks and hidden code cells, which
+# read the same in Colab, Jupyter and on the site (tests/test_exercises.py, test_solutions_are_folded).
+LESSON_REQUIRED = {"questions", "objectives", "exercise", "keypoints"}
 # Directives whose body is code, not Markdown: fences inside them are not directives.
 CODE_DIRECTIVES = {"code", "code-block", "code-cell", "sourcecode", "literalinclude", "raw", "math"}
 GLOSSARY_TERMS = [
@@ -146,6 +147,7 @@ class Page(HTMLParser):
         self.links: list[tuple[str, str]] = []  # (attribute, value) of every href and src
         self.resources: list[str] = []  # URLs the browser loads by itself: src, stylesheets, icons
         self.elements: list[tuple[str, dict]] = []  # (tag, attributes) of every element with a class
+        self.details: list[dict] = []  # attributes of every <details> element
         self.text_parts: list[str] = []
         self.scripts: list[str] = []
         self._skip = 0
@@ -167,6 +169,8 @@ class Page(HTMLParser):
             self.resources.append(attrs["src"])
         if "class" in attrs:
             self.elements.append((tag, attrs))
+        if tag == "details":
+            self.details.append(attrs)
         if tag in self.SKIP_TEXT:
             self._skip += 1
             self._in_script = tag == "script"
@@ -315,6 +319,25 @@ def test_lesson_directives_rendered(site, docname):
     if docname.startswith("notebooks/"):
         missing = LESSON_REQUIRED - set(uses)
         assert not missing, f"{docname}: lesson has no {', '.join(sorted(missing))} directive"
+
+
+@pytest.mark.parametrize("docname", [n for n in toc_docnames() if n.startswith("notebooks/")])
+def test_solutions_are_folded(site, docname):
+    """Each solution of a lesson is on its page but folded: text in a closed <details>, code hidden."""
+    html = page(toc_page(site, docname))
+    cells = json.loads(source_of(docname).read_text(encoding="utf-8"))["cells"]
+    solutions = [c for c in cells if "solution" in c.get("metadata", {}).get("tags", [])]
+    texts = [c for c in solutions if c["cell_type"] == "markdown"]
+    codes = [c for c in solutions if c["cell_type"] == "code"]
+    assert solutions, f"{docname}: no solution cells"
+    folded = [d for d in html.details if "open" not in d]
+    assert len(folded) >= len(texts), f"{docname}: {len(texts)} solution texts, {len(folded)} closed <details>"
+    assert not [d for d in html.details if "open" in d and "hide" not in d.get("class", "")], (
+        f"{docname}: a <details> block is open by default")
+    rendered = html.with_classes("cell", "tag_solution")
+    assert len(rendered) == len(codes), f"{docname}: {len(codes)} solution code cells, {len(rendered)} on the page"
+    assert all("tag_hide-input" in attrs["class"].split() for attrs in rendered), (
+        f"{docname}: a solution code cell is shown open")
 
 
 def test_intro_and_setup_use_lesson_directives(site):
