@@ -102,8 +102,8 @@ class Settings:
             mode = (f"DEMO (fast mode)\n{bar}\n{why}\n"
                     "So this lesson runs as a demo: fast-mode sizes, the synthetic stand-in data\n"
                     "and random weights where real ones are missing. Its numbers are NOT results.\n"
-                    "For the real lesson set DEFECTLIB_NEU_DIR / DEFECTLIB_SEVERSTAL_DIR or run with\n"
-                    f"internet access; DEFECTLIB_FAST=0 forces full mode anyway.\n{bar}")
+                    "For the real lesson set DEFECTLIB_NEU_DIR / DEFECTLIB_SEVERSTAL_DIR, or run\n"
+                    f"with internet access; DEFECTLIB_FAST=0 forces full mode anyway.\n{bar}")
         elif self.fast:
             mode = "FAST (small data, few epochs: numbers are not meaningful)"
         else:
