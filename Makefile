@@ -76,11 +76,12 @@ test-colab:
 BOOK_MODE := _build/book-mode.txt
 book: $(STAMP)
 	@mkdir -p _build
-	@$(BIN)/python -c "from defectlib.config import settings; print(repr(settings()))" > $(BOOK_MODE).new
+	@$(BIN)/python -c "from defectlib.config import settings; s = settings(); \
+		print('demo' if s.demo else 'fast' if s.fast else 'full', repr(s))" > $(BOOK_MODE).new
 	@if ! cmp -s $(BOOK_MODE).new $(BOOK_MODE); then echo "run settings changed: clearing _build/.jupyter_cache"; \
 		rm -rf _build/.jupyter_cache; fi
 	@mv $(BOOK_MODE).new $(BOOK_MODE)
-	@sed -n 1p $(BOOK_MODE)
+	@echo "book: the notebooks run in $$(cut -d' ' -f1 $(BOOK_MODE)) mode (book/setup.md, 'Full mode, demo mode')"
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --all --warningiserror --keep-going
 	@echo "site: $(CURDIR)/_build/html/index.html"
 
