@@ -125,8 +125,9 @@ def main() -> int:
     """Import every third-party module and defectlib module the course imports; render a Styler."""
     import importlib
 
-    modules = sorted(m for m in imported_modules(course_sources())
-                     if m.split(".")[0] in third_party({m}) or m.startswith("defectlib"))
+    imported = imported_modules(course_sources())
+    outside = third_party(imported)
+    modules = sorted(m for m in imported if m.split(".")[0] in outside or m.split(".")[0] == "defectlib")
     for name in modules:
         importlib.import_module(name)
     print(f"imported {len(modules)} modules: {', '.join(modules)}")
