@@ -8,12 +8,21 @@ export DEFECTLIB_DATA_HOME ?= $(CURDIR)/.defectlib-data
 export MPLBACKEND ?= Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install test unit notebooks book book-check lab bench clean
+# make test-colab: a second environment with Google Colab's package versions (inside _build/).
+COLAB_PINS := constraints/colab.txt
+COLAB_VENV := _build/colab-venv
+COLAB_BIN  := $(COLAB_VENV)/bin
+NBVAL      := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=15
+
+.PHONY: help install test test-colab unit notebooks book book-check lab bench repo-url clean
 
 help:
 	@echo "make test   unit tests + every notebook under nbval (fast mode) + site structure check"
+	@echo "make test-colab   every notebook (fast mode) in Colab's package versions ($(COLAB_PINS))"
 	@echo "make unit   unit tests and doctests only;  make notebooks   the notebooks only"
-	@echo "make book   build the Jupyter Book into _build/html (executes notebooks, cached)"
+	@echo "make book   build the Jupyter Book into _build/html (executes notebooks, cached;"
+	@echo "            without the real data or weights each lesson runs as a demo, see book/setup.md)"
+	@echo "make repo-url   write repository.url of _config.yml into every file that needs it"
 	@echo "make lab    Jupyter Lab on the notebooks"
 	@echo "make bench  run the benchmarks in benchmarks/ (needs the real data in ../shared/data)"
 	@echo "make clean  remove the build, caches and generated data (keeps .venv)"
@@ -33,18 +42,46 @@ install: $(STAMP)
 test: unit notebooks book-check
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests defectlib -p no:cacheprovider --ignore=tests/test_site.py
+	$(BIN)/python -m pytest tests defectlib tools -p no:cacheprovider --ignore=tests/test_site.py
 
 notebooks: $(STAMP)
-	DEFECTLIB_FAST=1 $(BIN)/python -m pytest notebooks -p no:cacheprovider \
-		--nbval-lax --current-env --nbval-cell-timeout=900 --durations=15
+	DEFECTLIB_FAST=1 $(BIN)/python -m pytest notebooks $(NBVAL)
+
+# Colab's environment: a fresh venv with Colab's versions of the packages the course uses
+# ($(COLAB_PINS)), then defectlib installed by the notebooks' own install cell (pip install
+# git+<repository>, here this checkout's committed HEAD), which must not change any pinned
+# version; then, with nothing else installed, every module the notebooks import must import
+# (tests/test_install.py); then nbval (its own dependencies held to the pins) runs every notebook.
+test-colab:
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_BIN)/python -m pip install --quiet --upgrade pip
+	$(COLAB_BIN)/python -m pip install --quiet -r $(COLAB_PINS)
+	$(COLAB_BIN)/python -m pip freeze > $(COLAB_VENV)/before.txt
+	$(COLAB_BIN)/python tools/run_install_cell.py notebooks/01_cnn_from_scratch.ipynb "file://$(CURDIR)"
+	$(COLAB_BIN)/python -m pip freeze > $(COLAB_VENV)/after.txt
+	$(COLAB_BIN)/python tools/check_pins.py $(COLAB_PINS) $(COLAB_VENV)/before.txt $(COLAB_VENV)/after.txt
+	$(COLAB_BIN)/python tests/test_install.py
+	$(COLAB_BIN)/python -m pip install --quiet -c $(COLAB_PINS) "pytest>=8,<10" "nbval>=0.11,<0.12" "ipykernel>=6.29,<8"
+	DEFECTLIB_FAST=1 $(COLAB_BIN)/python -m pytest notebooks $(NBVAL)
 
 # The whole site, notebooks executed (cached in _build/.jupyter_cache), warnings are errors.
 # --all re-reads every page (cheap: executed notebooks come from the cache), so a warning
 # in a page that did not change is reported again instead of hiding in Sphinx's saved state.
 # MPLBACKEND is unset so that the kernel uses its inline backend: with Agg (exported above for
 # the tests) figures would be drawn but never shown on the pages.
+# The notebook cache is keyed on the code only: when the run settings change (full, fast or demo
+# mode, data folders; see defectlib.config.settings) it is cleared, so that the pages never show
+# the outputs of another mode.
+BOOK_MODE := _build/book-mode.txt
 book: $(STAMP)
+	@mkdir -p _build
+	@$(BIN)/python -c "from defectlib.config import settings; s = settings(); \
+		print('demo' if s.demo else 'fast' if s.fast else 'full', repr(s))" > $(BOOK_MODE).new
+	@if ! cmp -s $(BOOK_MODE).new $(BOOK_MODE); then echo "run settings changed: clearing _build/.jupyter_cache"; \
+		rm -rf _build/.jupyter_cache; fi
+	@mv $(BOOK_MODE).new $(BOOK_MODE)
+	@echo "book: the notebooks run in $$(cut -d' ' -f1 $(BOOK_MODE)) mode (book/setup.md, 'Full mode, demo mode')"
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --all --warningiserror --keep-going
 	@echo "site: $(CURDIR)/_build/html/index.html"
 
@@ -63,8 +100,13 @@ lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	$(BIN)/jupyter lab notebooks
 
+# Full mode always: the benchmarks measure the real recipes on the real data.
 bench: $(STAMP)
-	@for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/[!_]*.py; do echo "== $$script"; DEFECTLIB_FAST=0 $(BIN)/python $$script || exit 1; done
+
+# The repository URL is set once, in _config.yml (repository.url); this writes it everywhere else.
+repo-url: $(STAMP)
+	$(BIN)/python tools/set_repo_url.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis .defectlib-data notebooks/*.keras

@@ -4,7 +4,10 @@
 Variable                    Meaning
 =========================== =========================================================
 ``DEFECTLIB_FAST``          ``1`` for the fast mode used by CI and quick checks: small
-                            data, one or two epochs, small images. Default ``0``.
+                            data, one or two epochs, small images; ``0`` for the full
+                            lesson. Not set (or ``auto``): full mode when the real
+                            data and pretrained weights can be had, else a demo run in
+                            fast mode that says why (see :func:`settings`).
 ``DEFECTLIB_SEED``          Global random seed. Default ``42``.
 ``DEFECTLIB_NEU_DIR``       Folder holding the NEU surface defect database (any of the
                             layouts :mod:`defectlib.neu` accepts).
@@ -17,12 +20,23 @@ Variable                    Meaning
 =========================== =========================================================
 
 Notebooks read these through :func:`settings`, never through ``os.environ``.
+
+The course's rule for a missing data set or missing pretrained weights: full mode is the
+real lesson; a lesson that cannot get what it needs runs as a demo (fast-mode sizes, on
+the synthetic stand-ins and random weights) and says so at the top of its output. It is
+decided once, up front, by :func:`settings`, because every size of a lesson is picked
+before its data is loaded. ``book/setup.md`` states the rule for readers.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +44,10 @@ T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# Where the course's downloads come from (kagglehub: data sets and KerasHub presets). ImageNet
+# weights come from Google's storage; one host answering is taken as "downloads work".
+PROBE_HOST = ("www.kaggle.com", 443)
+NEEDS = ("neu", "severstal", "weights")
 
 
 def _flag(name: str) -> bool:
@@ -56,6 +74,8 @@ class Settings:
     ...              data_home=Path("/tmp/x"), offline=True)
     >>> s.pick(full=30, fast=2)
     2
+    >>> s.demo
+    False
     """
 
     fast: bool
@@ -64,13 +84,30 @@ class Settings:
     severstal_dir: Path | None
     data_home: Path
     offline: bool
+    demo_reason: str = ""  # set when fast mode was chosen because the real data or weights are missing
+
+    @property
+    def demo(self) -> bool:
+        """True when this run is a demo because the real data or weights cannot be had."""
+        return bool(self.demo_reason)
 
     def pick(self, full: T, fast: T) -> T:
         """Return ``fast`` in fast mode and ``full`` otherwise."""
         return fast if self.fast else full
 
     def __str__(self) -> str:
-        mode = "FAST (small data, few epochs: numbers are not meaningful)" if self.fast else "full"
+        if self.demo:
+            bar = "=" * 78
+            why = textwrap.fill(f"DEMO RUN: {self.demo_reason}.", 78)
+            mode = (f"DEMO (fast mode)\n{bar}\n{why}\n"
+                    "So this lesson runs as a demo: fast-mode sizes, the synthetic stand-in data\n"
+                    "and random weights where real ones are missing. Its numbers are NOT results.\n"
+                    "For the real lesson set DEFECTLIB_NEU_DIR / DEFECTLIB_SEVERSTAL_DIR, or run\n"
+                    f"with internet access; DEFECTLIB_FAST=0 forces full mode anyway.\n{bar}")
+        elif self.fast:
+            mode = "FAST (small data, few epochs: numbers are not meaningful)"
+        else:
+            mode = "full"
         return (
             f"mode: {mode}\nseed: {self.seed}\n"
             f"NEU folder: {self.neu_dir or '(not set)'}\n"
@@ -79,28 +116,131 @@ class Settings:
         )
 
 
-def settings() -> Settings:
+def settings(needs: Iterable[str] | None = None) -> Settings:
     """Read the run settings from the environment.
+
+    ``DEFECTLIB_FAST=1`` or ``0`` chooses the mode. When it is not set (or ``auto``),
+    full mode is chosen only if what the lesson needs can be had, and otherwise the
+    run is a demo in fast mode with the reason in ``demo_reason`` (printed by
+    ``print(settings())``). ``needs`` names what the lesson needs, among
+    ``"neu"`` (a NEU folder, or downloads), ``"severstal"`` (a Severstal folder,
+    or downloads and Kaggle credentials) and ``"weights"`` (downloads). Without
+    ``needs``: a data folder, or downloads. Downloads work when
+    ``DEFECTLIB_OFFLINE`` is not set and :data:`PROBE_HOST` answers (checked once
+    per process, in at most 3 seconds).
 
     Examples
     --------
     >>> s = settings()
     >>> s.pick(full="full run", fast="quick check") in ("full run", "quick check")
     True
+    >>> import os
+    >>> saved = dict(os.environ)
+    >>> os.environ.update(DEFECTLIB_OFFLINE="1"); os.environ.pop("DEFECTLIB_FAST", None)
+    >>> os.environ.pop("DEFECTLIB_NEU_DIR", None); os.environ.pop("DEFECTLIB_SEVERSTAL_DIR", None)
+    >>> settings().demo_reason
+    'no data folder is set (DEFECTLIB_NEU_DIR, DEFECTLIB_SEVERSTAL_DIR) and downloads are off (DEFECTLIB_OFFLINE=1)'
+    >>> os.environ["DEFECTLIB_FAST"] = "0"
+    >>> settings().fast, settings().demo
+    (False, False)
+    >>> os.environ.clear(); os.environ.update(saved)
     """
     seed_text = os.environ.get("DEFECTLIB_SEED", "42").strip()
     try:
         seed = int(seed_text)
     except ValueError:
         raise ValueError(f"DEFECTLIB_SEED={seed_text!r}: expected a whole number") from None
+    neu_dir, severstal_dir = _folder("DEFECTLIB_NEU_DIR"), _folder("DEFECTLIB_SEVERSTAL_DIR")
+    offline = _flag("DEFECTLIB_OFFLINE")
+    if os.environ.get("DEFECTLIB_FAST", "").strip().lower() in ("", "auto"):
+        demo_reason = _missing(needs, neu_dir, severstal_dir, offline)
+        fast = bool(demo_reason)
+    else:
+        fast, demo_reason = _flag("DEFECTLIB_FAST"), ""
     return Settings(
-        fast=_flag("DEFECTLIB_FAST"),
+        fast=fast,
         seed=seed,
-        neu_dir=_folder("DEFECTLIB_NEU_DIR"),
-        severstal_dir=_folder("DEFECTLIB_SEVERSTAL_DIR"),
+        neu_dir=neu_dir,
+        severstal_dir=severstal_dir,
         data_home=_folder("DEFECTLIB_DATA_HOME") or Path.home() / ".cache" / "defectlib",
-        offline=_flag("DEFECTLIB_OFFLINE"),
+        offline=offline,
+        demo_reason=demo_reason,
     )
+
+
+def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: Path | None,
+             offline: bool) -> str:
+    """Why the real lesson cannot run here, or ``""`` when it can (the rule of :func:`settings`)."""
+    needs = None if needs is None else tuple(needs)
+    unknown = set(needs or ()) - set(NEEDS)
+    if unknown:
+        raise ValueError(f"settings(needs=...): unknown {sorted(unknown)}; expected some of {NEEDS}")
+    no_download = _download_problem(offline)
+    if needs is None:
+        if neu_dir or severstal_dir or not no_download:
+            return ""
+        return f"no data folder is set (DEFECTLIB_NEU_DIR, DEFECTLIB_SEVERSTAL_DIR) and {no_download}"
+    reasons = []
+    if "neu" in needs and not neu_dir and no_download:
+        reasons.append("the NEU data (DEFECTLIB_NEU_DIR is not set)")
+    if "severstal" in needs and not severstal_dir:
+        if no_download:
+            reasons.append("the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set)")
+        elif not kaggle_credentials():
+            reasons.append("the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set, and the download needs "
+                           "Kaggle credentials, which were not found)")
+    if "weights" in needs and no_download:
+        reasons.append("the pretrained weights")
+    if not reasons:
+        return ""
+    why = f": {no_download}" if no_download else ""
+    return "cannot get " + " and ".join(reasons) + why
+
+
+def _download_problem(offline: bool) -> str:
+    """Why nothing can be downloaded, or ``""`` when downloads should work."""
+    if offline:
+        return "downloads are off (DEFECTLIB_OFFLINE=1)"
+    if not _answers(*PROBE_HOST):
+        return f"downloads are not possible ({PROBE_HOST[0]} does not answer)"
+    return ""
+
+
+@lru_cache(maxsize=None)
+def _answers(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection (asked once per process)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def kaggle_credentials() -> bool:
+    """Whether Kaggle credentials are set where kagglehub looks for them (without checking them).
+
+    Examples
+    --------
+    >>> isinstance(kaggle_credentials(), bool)
+    True
+    """
+    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
+        return True
+    folder = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
+    for name in ("kaggle.json", "access_token"):
+        try:
+            text = (folder / name).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if name == "access_token" and text:
+            return True
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("username") and entry.get("key"):
+            return True
+    return False
 
 
 def seed_everything(seed: int | None = None) -> int:

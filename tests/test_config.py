@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from defectlib import config
 from defectlib.config import seed_everything, settings
 
 VARIABLES = ("DEFECTLIB_FAST", "DEFECTLIB_SEED", "DEFECTLIB_NEU_DIR", "DEFECTLIB_SEVERSTAL_DIR",
@@ -21,6 +22,7 @@ def clean_env(monkeypatch):
 
 
 def test_defaults(clean_env):
+    clean_env.setattr(config, "_answers", lambda host, port: True)  # downloads work: full mode (tests/test_mode.py)
     s = settings()
     assert (s.fast, s.seed, s.neu_dir, s.severstal_dir, s.offline) == (False, 42, None, None, False)
     assert s.data_home == Path.home() / ".cache" / "defectlib"

@@ -26,8 +26,8 @@ def synthetic(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
-    for name in ("DEFECTLIB_NEU_DIR", "DEFECTLIB_FAST"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DEFECTLIB_NEU_DIR", raising=False)
+    monkeypatch.setenv("DEFECTLIB_FAST", "0")  # full mode (unset, offline would make it a demo run)
     monkeypatch.setenv("DEFECTLIB_DATA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
 
@@ -300,7 +300,7 @@ def test_malformed_annotation(small_copy):
 
 @pytest.mark.real_data
 def test_real_neu_is_found_with_six_classes(shared_data, monkeypatch):
-    monkeypatch.delenv("DEFECTLIB_FAST", raising=False)
+    monkeypatch.setenv("DEFECTLIB_FAST", "0")
     data = find_neu(shared_data / "NEU-DET")
     assert data.source == "folder" and not data.synthetic
     assert data.files.groupby("split").size().to_dict() == {"train": 1440, "validation": 360}
