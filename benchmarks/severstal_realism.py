@@ -40,7 +40,8 @@ def formatted(stats) -> dict:
     import pandas as pd
 
     keys = [("images", "all"), ("defect-free images (share)", "all"), ("defective images with 2+ classes (share)", "all")]
-    keys += [(name, cls) for cls in ["all", "1", "2", "3", "4"] for name in (["masks"] + ROWS)]
+    keys += [(name, cls) for cls in ["all", "1", "2", "3", "4"] for name in (["masks"] + ROWS)
+             if (name, cls) != ("masks (share)", "all")]
     return pd.Series({f"{name} | class {cls}": cell(name, *stats.loc[(name, cls)]) for name, cls in keys})
 
 
