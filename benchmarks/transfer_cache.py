@@ -84,10 +84,12 @@ def main() -> None:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(BATCH_SIZE).map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(tf.data.AUTOTUNE)
 
+    calibration = x_train[np.random.default_rng(seed).choice(len(x_train), BATCH_SIZE, replace=False)].astype("float32")
+
     def build():
         seed_everything(seed)
         model = transfer_model("mobilenet_v2", image_size=IMAGE_SIZE, weights=None)
-        calibrate_batch_norm(model, x_train[:BATCH_SIZE].astype("float32"))  # else random features vanish (~1e-13)
+        calibrate_batch_norm(model, calibration)  # else the random base's features vanish (~1e-13)
         return model, {name: [w.numpy() for w in model.get_layer(name).weights] for name in ("base", "classifier")}
 
     def compile_(model):
