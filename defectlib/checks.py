@@ -95,6 +95,57 @@ def _compare(answer: float, expected: float, what: str, tolerance: float = 0.0) 
 # --------------------------------------------------------------------------- lesson 2: transfer learning
 
 
+def _nested_models(model) -> list:
+    """The models used as layers inside ``model`` (a pretrained base is one)."""
+    import keras
+
+    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, keras.Model)]
+
+
+def frozen_base(model, trainable_count: Any) -> str:
+    """Lesson 2: a pretrained base frozen inside ``model``, proved by counting what ``fit`` would update.
+
+    ``model`` holds a base network as one of its layers and a new head on top;
+    ``trainable_count`` is the number of individual weights (numbers, not arrays)
+    that training ``model`` would change. Correct when the base has no trainable
+    weight left, the head still trains, and the count is right.
+
+    Examples
+    --------
+    >>> import keras
+    >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="base")
+    >>> model = keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)])
+    >>> frozen_base(model, None)
+    not attempted yet: fill in the attempt cell above, run it, then run the check again.
+    'not attempted'
+    >>> frozen_base(model, 8)
+    try again: the base still has trainable weights: fit would change the pretrained features. Freeze the base model itself, then count again.
+    'try again'
+    """
+    import numpy as np
+
+    def hint(count: Any) -> str | None:
+        bases = _nested_models(model)
+        if not bases:
+            return "the model has no base network inside it: use the base model as one layer of the new model."
+        if any(base.trainable_weights for base in bases):
+            return ("the base still has trainable weights: fit would change the pretrained features. "
+                    "Freeze the base model itself, then count again.")
+        expected = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+        if expected == 0:
+            return "nothing in the model is trainable any more: the new head must stay trainable."
+        if not isinstance(count, (int, np.integer)) or isinstance(count, bool):
+            return f"give the count as a whole number, not {type(count).__name__}."
+        if count != expected and count == len(model.trainable_weights):
+            return "that is the number of weight arrays (tensors); count the numbers inside them."
+        if count != expected and count == model.count_params():
+            return "that counts every weight of the model, frozen ones too; count only those fit would update."
+        return _compare(count, expected, "your count of trainable weights")
+
+    return report(trainable_count, hint)
+
+
+
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 

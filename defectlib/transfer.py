@@ -1,13 +1,19 @@
-"""Lesson 2: transfer learning with ImageNet networks from keras.applications."""
+"""Lesson 2: transfer learning with ImageNet networks from keras.applications.
+
+The lesson writes these builders out on its page and checks that they build the same
+models as the ones here, which the tests and ``benchmarks/transfer_cache.py`` use.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 TRANSFER_BASES = {"mobilenet_v2": "MobileNetV2", "resnet50_v2": "ResNet50V2"}
 """The ImageNet networks :func:`transfer_model` can adapt (both expect pixels scaled to [-1, 1])."""
 
 
 def transfer_model(name: str = "mobilenet_v2", num_classes: int = 6, image_size: tuple[int, int] = (224, 224),
-                   input_shape: tuple[int, int, int] = (200, 200, 3), weights: str | None = "imagenet",
+                   input_shape: tuple[int, int, int] = (200, 200, 3), weights: str | Path | None = "imagenet",
                    dropout: float = 0.2):
     """An ImageNet network with a new classification head, its base frozen.
 
@@ -17,7 +23,11 @@ def transfer_model(name: str = "mobilenet_v2", num_classes: int = 6, image_size:
     [-1, 1] scaling both networks were trained with). The base is the layer named
     ``"base"``, frozen (``trainable=False``) and called with ``training=False``;
     the head is ``pool`` (global average), ``dropout`` and ``classifier`` (softmax).
-    ``weights`` is ``"imagenet"`` (downloaded once) or ``None`` (random).
+    ``weights`` is ``"imagenet"`` (downloaded once), ``None`` (random), or the path
+    of a ``.weights.h5`` file saved from the same network built with
+    ``include_top=False`` (any input size: the convolution weights do not depend on it).
+    The base's own input layer is named ``"base_input"``, so that two builds with the
+    same arguments have equal ``get_config()``.
 
     Examples
     --------
@@ -37,7 +47,9 @@ def transfer_model(name: str = "mobilenet_v2", num_classes: int = 6, image_size:
     x = layers.Resizing(*image_size, interpolation="bilinear", antialias=True, name="resize")(inputs)
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
     network = getattr(keras.applications, TRANSFER_BASES[name])
-    base = network(include_top=False, weights=weights, input_shape=(*image_size, 3), name="base")
+    weights = str(weights) if isinstance(weights, Path) else weights
+    base = network(include_top=False, weights=weights, input_tensor=keras.Input((*image_size, 3), name="base_input"),
+                   name="base")
     base.trainable = False  # the setter freezes every layer inside the base too
     x = base(x, training=False)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -79,6 +91,89 @@ def unfreeze_top(model, n_layers: int, base_name: str = "base") -> list[str]:
         if layer.trainable:
             unfrozen.append(layer.name)
     return unfrozen
+
+
+def feature_extractor(model):
+    """The frozen part of a :func:`transfer_model`: image in, the pooled features of its base out.
+
+    It shares its layers (and weights) with ``model``: ``resize``, ``preprocess``,
+    the frozen ``base`` in inference mode, and ``pool``, which has no weights. While
+    the base is frozen and nothing random comes before the head, these features are
+    the same in every epoch, so they can be computed once (see :func:`head_model`).
+
+    Examples
+    --------
+    >>> model = transfer_model("mobilenet_v2", image_size=(32, 32), input_shape=(32, 32, 3), weights=None)
+    >>> feature_extractor(model).output_shape
+    (None, 1280)
+    """
+    import keras
+
+    return keras.Model(model.input, model.get_layer("pool").output, name="features")
+
+
+def head_model(model):
+    """The trainable head of a :func:`transfer_model` on its own: pooled features in, probabilities out.
+
+    It reuses the model's ``dropout`` and ``classifier`` layers: training it on
+    features from :func:`feature_extractor` trains the head of ``model`` itself, with
+    the same steps as training ``model`` end to end on the images (same batches, same
+    initial weights) would take.
+
+    Examples
+    --------
+    >>> model = transfer_model("mobilenet_v2", image_size=(32, 32), input_shape=(32, 32, 3), weights=None)
+    >>> head = head_model(model)
+    >>> [layer.name for layer in head.layers], head.get_layer("classifier") is model.get_layer("classifier")
+    (['features', 'dropout', 'classifier'], True)
+    """
+    import keras
+
+    features = keras.Input(model.get_layer("pool").output.shape[1:], name="features")
+    x = model.get_layer("dropout")(features)
+    return keras.Model(features, model.get_layer("classifier")(x), name="head")
+
+
+def calibrate_batch_norm(model, images) -> None:
+    """Give a base with random weights the BatchNormalization statistics of ``images`` (for stand-in weights).
+
+    With random weights and the initial statistics (mean 0, variance 1) the
+    activations of MobileNetV2 shrink block after block, and its pooled features
+    are about 1e-13: a head trained on them learns nothing but its bias. This sets
+    every BatchNormalization layer of the base to the mean and variance of its input
+    on ``images`` (one batch, 0-255 pixels), as training would, so the features have
+    a sensible scale. It changes only those statistics; the base stays frozen. For
+    benchmarks and tests that stand in for pretrained weights, where only the time
+    or the code path matters; never needed with real weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = transfer_model("mobilenet_v2", image_size=(32, 32), input_shape=(32, 32, 3), weights=None)
+    >>> images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    >>> float(np.abs(feature_extractor(model)(images)).mean()) < 1e-6
+    True
+    >>> calibrate_batch_norm(model, images)
+    >>> float(np.abs(feature_extractor(model)(images)).mean()) > 0.1, model.get_layer("base").trainable
+    (True, False)
+    """
+    import keras
+
+    base = model.get_layer("base")
+    norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    x = model.get_layer("preprocess")(model.get_layer("resize")(images))
+    momenta = [layer.momentum for layer in norms]
+    flags = [(layer, layer.trainable) for layer in [base, *base.layers]]
+    try:
+        base.trainable = True  # a BatchNormalization layer updates its statistics only when trainable
+        for layer in norms:
+            layer.momentum = 0.0  # moving statistics := the statistics of this batch
+        base(x, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        for layer, trainable in flags:
+            layer.trainable = trainable
 
 
 def trainable_summary(model):

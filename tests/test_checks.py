@@ -32,6 +32,57 @@ def test_an_answer_that_breaks_the_check_becomes_a_hint(capsys):
 # --------------------------------------------------------------------------- lesson 2: transfer learning
 
 
+def _base_and_head(freeze: bool):
+    import keras
+
+    base = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(4, 3, name="conv"),
+                             keras.layers.BatchNormalization(name="bn")], name="base")
+    if freeze:
+        base.trainable = False
+    model = keras.Sequential([keras.Input((6, 6, 3)), base, keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, name="head")])
+    return model
+
+
+def test_frozen_base_three_verdicts_and_no_answer_in_the_hints(capsys):
+    model = _base_and_head(freeze=True)
+    right = 4 * 3 + 3  # the head's kernel and bias; the frozen base's 3*3*3*4 + 4 + 2*4 (+ 2*4 statistics) do not count
+    assert checks.frozen_base(model, None) == checks.NOT_ATTEMPTED
+    assert checks.frozen_base(model, ...) == checks.NOT_ATTEMPTED
+    assert checks.frozen_base(model, right) == checks.CORRECT
+    assert checks.frozen_base(model, right + 1) == checks.TRY_AGAIN
+    assert checks.frozen_base(model, len(model.trainable_weights)) == checks.TRY_AGAIN  # arrays, not numbers
+    assert checks.frozen_base(model, model.count_params()) == checks.TRY_AGAIN  # frozen weights counted too
+    assert checks.frozen_base(model, float(right)) == checks.TRY_AGAIN
+    out = capsys.readouterr().out
+    assert "too high" in out and "weight arrays" in out and "frozen ones too" in out and "whole number" in out
+    assert str(right) not in out
+
+
+def test_frozen_base_finds_a_base_that_is_not_frozen(capsys):
+    import keras
+
+    unfrozen = _base_and_head(freeze=False)
+    count = sum(int(w.numpy().size) for w in unfrozen.trainable_weights)
+    assert checks.frozen_base(unfrozen, count) == checks.TRY_AGAIN
+    # The freeze loop that freezes nothing (lesson 2): `layers.trainable` on the module, not on the layer.
+    from keras import layers
+    buggy = _base_and_head(freeze=False)
+    for layer in buggy.layers[0].layers:
+        layers.trainable = False
+    del layers.trainable
+    assert checks.frozen_base(buggy, count) == checks.TRY_AGAIN
+    everything = _base_and_head(freeze=True)
+    everything.trainable = False
+    assert checks.frozen_base(everything, 0) == checks.TRY_AGAIN
+    flat = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert checks.frozen_base(flat, 8) == checks.TRY_AGAIN
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("try again: the base still has trainable weights") and out[1] == out[0]
+    assert "nothing in the model is trainable" in out[2] and "no base network" in out[3]
+
+
+
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 

@@ -1,6 +1,8 @@
 """Lesson 2 models: preprocessing, what is frozen, fine-tuning, inference mode, safe round trips.
 
-No downloads: random weights (``weights=None``) and small inputs, so the suite stays quick.
+No downloads: random weights (``weights=None``) and small inputs, so the suite stays quick. The
+pretrained path (weights loaded into the base through ``defectlib.weights.pretrained``) runs with
+stand-in weights: a ``.weights.h5`` file saved from a randomly initialised base.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from defectlib.transfer import TRANSFER_BASES, trainable_summary, transfer_model, unfreeze_top
+from defectlib.transfer import (TRANSFER_BASES, calibrate_batch_norm, feature_extractor, head_model, trainable_summary,
+                                transfer_model, unfreeze_top)
+from defectlib.weights import pretrained
 
 INPUT = (40, 40, 3)
 SIZE = (32, 32)
@@ -145,3 +149,118 @@ def test_round_trip_through_keras_file_with_safe_mode(built, tmp_path):
     assert not loaded.get_layer("base").trainable
     assert {id(w) for w in loaded.trainable_weights} == head_weight_ids(loaded)
     assert loaded.get_layer("preprocess").get_config()["scale"] == pytest.approx(1 / 127.5)
+
+
+def test_two_builds_have_the_same_configuration_and_it_records_what_is_frozen():
+    # The lesson asserts that its page builders equal these ones by comparing get_config().
+    assert small().get_config() == small().get_config()
+    a, b = small(), small()
+    unfreeze_top(a, 10)
+    assert a.get_config() != b.get_config()  # the trainable flags are part of the configuration
+    unfreeze_top(b, 10)
+    assert a.get_config() == b.get_config()
+
+
+@pytest.fixture(scope="module")
+def stand_in_weights(tmp_path_factory):
+    """A MobileNetV2 base (include_top=False) with random weights, saved as a .weights.h5 file."""
+    keras.utils.set_random_seed(123)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(*SIZE, 3))
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2_stand_in.weights.h5"
+    base.save_weights(path)
+    return path, values(base.weights)
+
+
+def test_pretrained_path_with_stand_in_weights(stand_in_weights, tmp_path, monkeypatch):
+    path, saved = stand_in_weights
+    monkeypatch.setenv("DEFECTLIB_OFFLINE", "0")
+    keras.utils.set_random_seed(0)  # another seed than the stand-in's: loading must replace these weights
+    # The lesson's call; the download ("imagenet") is replaced by the file of stand-in weights.
+    model, has_weights = pretrained(
+        lambda weights: transfer_model("mobilenet_v2", image_size=SIZE, input_shape=INPUT,
+                                       weights=path if weights == "imagenet" else weights), "MobileNetV2")
+    assert has_weights
+    base = model.get_layer("base")
+    loaded = values(base.weights)
+    assert len(loaded) == len(saved) == 260  # kernels, BatchNormalization scales, shifts and statistics
+    for a, b in zip(loaded, saved):
+        np.testing.assert_array_equal(a, b)
+    fresh = values(small().get_layer("base").weights)  # control: a random build differs from the stand-in
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh, saved))
+
+    # Frozen, with the new head on top: only the classifier trains.
+    assert not base.trainable and base.trainable_weights == []
+    assert {id(w) for w in model.trainable_weights} == head_weight_ids(model)
+    assert model.output_shape == (None, 6)
+    assert trainable_summary(model).loc["total", "trainable"] == 1280 * 6 + 6
+
+    # The head trains, the loaded base does not move.
+    head_before = values(model.get_layer("classifier").weights)
+    fit_one_step(model)
+    assert any(not np.array_equal(a, b) for a, b in zip(head_before, values(model.get_layer("classifier").weights)))
+    for a, b in zip(values(base.weights), saved):
+        np.testing.assert_array_equal(a, b)
+
+    # Saved as .keras, loaded with safe_mode=True: the same weights, the same predictions.
+    file = tmp_path / "stand_in.keras"
+    model.save(file)
+    reloaded = keras.saving.load_model(file, safe_mode=True)
+    for a, b in zip(values(reloaded.get_layer("base").weights), saved):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(3).uniform(0, 255, (4, *INPUT)).astype("float32")
+    np.testing.assert_allclose(np.asarray(reloaded(x, training=False)), np.asarray(model(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+    assert {id(w) for w in reloaded.trainable_weights} == head_weight_ids(reloaded)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras's notes on the layers it cannot match
+def test_weights_of_another_network_are_refused(stand_in_weights):
+    path, _ = stand_in_weights
+    with pytest.raises(ValueError):
+        transfer_model("resnet50_v2", image_size=SIZE, input_shape=INPUT, weights=path)
+
+
+def test_features_and_head_compose_to_the_model(built):
+    _, model = built
+    extractor, head = feature_extractor(model), head_model(model)
+    assert head.get_layer("classifier") is model.get_layer("classifier")
+    assert extractor.trainable_weights == [] and head.trainable_weights == model.trainable_weights
+    x = np.random.default_rng(4).uniform(0, 255, (5, *INPUT)).astype("float32")
+    np.testing.assert_allclose(np.asarray(head(extractor(x, training=False), training=False)),
+                               np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-6)
+
+
+def test_head_trained_on_cached_features_equals_the_head_trained_end_to_end():
+    """Phase 1 on features computed once takes the same steps as phase 1 on the images."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 255, (24, *INPUT)).astype("float32")
+    y = rng.integers(0, 6, 24)
+
+    def batches(inputs):  # the same seeded shuffle for images and features: the same batches
+        return tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(24, seed=7).batch(8)
+
+    def trained(cached: bool) -> keras.Model:
+        model = small()  # seeded: the same initial weights and the same dropout masks in both runs
+        calibrate_batch_norm(model, x)  # random weights: give the features a sensible scale
+        trainee = head_model(model) if cached else model
+        inputs = feature_extractor(model).predict(x, verbose=0) if cached else x
+        # run_eagerly only skips tracing a graph (seconds on a small CPU); the layers run the same way.
+        trainee.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                        run_eagerly=True)
+        trainee.fit(batches(inputs), epochs=3, verbose=0)
+        return model
+
+    end_to_end, cached = trained(cached=False), trained(cached=True)
+    # Equal up to float rounding: the base computes each image's features in other batches in the two runs,
+    # and Adam rescales the smallest gradients, so the last digits may differ.
+    for a, b in zip(values(end_to_end.get_layer("classifier").weights), values(cached.get_layer("classifier").weights)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-4)
+    p_cached, p_end_to_end = np.asarray(cached(x, training=False)), np.asarray(end_to_end(x, training=False))
+    np.testing.assert_allclose(p_cached, p_end_to_end, rtol=0, atol=2e-4)
+    assert np.array_equal(p_cached.argmax(axis=1), p_end_to_end.argmax(axis=1))
+    # Controls: the features vary, and the head did train (the comparison is not between untouched heads).
+    assert feature_extractor(cached).predict(x, verbose=0).std(axis=0).mean() > 0.01
+    moved = np.abs(values(small().get_layer("classifier").weights)[0] - values(cached.get_layer("classifier").weights)[0])
+    assert moved.mean() > 1e-3
