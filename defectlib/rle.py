@@ -8,11 +8,16 @@ sets pixels 1, 2, 3, 10 and 11. An empty string or NaN is an empty mask.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 SEVERSTAL_SHAPE = (256, 1600)
 """Height and width of a Severstal image."""
+
+_NOT_DIGITS = re.compile(r"[^0-9\s-]")  # any character other than ASCII digits, a minus sign or space
+_TOKEN = re.compile(r"-?[0-9]+")
+_MAX_DIGITS = 18  # two 18-digit numbers still add up without overflowing int64
 
 
 def _is_empty(rle: object) -> bool:
@@ -26,9 +31,11 @@ def _is_empty(rle: object) -> bool:
 def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """Parse and check an encoding; return 0-based ``starts`` and ``lengths``.
 
-    Raises ``ValueError`` naming the problem: an odd count, a token that is
-    not a whole number, a start below 1, a zero or negative length, a run past
-    the end of the image, or runs that are unsorted or overlap.
+    Raises ``ValueError`` naming the problem: a token that is not a whole
+    number in ASCII digits (checked first, so ``nan`` or ``1,3`` is named as
+    such), a number too large for any image, an odd count, a start below 1, a
+    zero or negative length, a run past the end of the image, or runs that are
+    unsorted or overlap.
 
     Examples
     --------
@@ -38,19 +45,25 @@ def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE)
     Traceback (most recent call last):
     ...
     ValueError: RLE run 1 (start 1): length 0 is not positive
+    >>> parse_rle("1 3 nan", (4, 4))
+    Traceback (most recent call last):
+    ...
+    ValueError: RLE value 'nan' is not a whole number (expected ASCII digits 0-9)
     """
     if _is_empty(rle):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if not isinstance(rle, str):
         raise ValueError(f"RLE must be a string of 'start length' pairs, got {type(rle).__name__} {rle!r}")
     tokens = rle.split()
+    if _NOT_DIGITS.search(rle) or "-" in rle or max(map(len, tokens)) > _MAX_DIGITS:
+        for token in tokens:  # the slow path names the first bad token
+            if not _TOKEN.fullmatch(token):
+                raise ValueError(f"RLE value {token!r} is not a whole number (expected ASCII digits 0-9)")
+            if abs(int(token)) >= 10**_MAX_DIGITS:
+                raise ValueError(f"RLE value {token} is too large: the image has only {shape[0] * shape[1]} pixels")
     if len(tokens) % 2:
         raise ValueError(f"RLE has an odd number of values ({len(tokens)}): it must be 'start length' pairs")
-    try:
-        values = np.array(tokens, dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise ValueError(f"RLE value {bad!r} is not a whole number") from None
+    values = np.array(tokens, dtype=np.int64)  # safe: every token is ASCII digits, below 10**18
     starts, lengths = values[0::2], values[1::2]
     size = shape[0] * shape[1]
     problems = [
