@@ -347,8 +347,8 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
         try:
             files = _make_validation_split(files, seed, validation_fraction)
         except DataError as error:
-            raise DataError(f"{folder} has no validation split, and {error}. Add a validation/ split "
-                            "folder, or more training images") from None
+            raise DataError(f"{folder} has no validation split, and index_neu {error}. Add a validation/ "
+                            "split folder, or more training images") from None
     files["label"] = files["class_name"].map(CLASS_NAMES.index)
     order = {"train": 0, "validation": 1, "test": 2}
     files = files.sort_values(["split", "label", "path"], key=lambda c: c.map(order) if c.name == "split" else c)
@@ -361,12 +361,12 @@ def _make_validation_split(files: pd.DataFrame, seed: int, fraction: float) -> p
 
     train = files[files["split"] == "train"]
     counts = train["class_name"].value_counts()
-    n_val = math.ceil(fraction * len(train))  # how scikit-learn rounds a fractional test_size
-    if counts.min() < 2 or not len(counts) <= n_val <= len(train) - len(counts):
-        raise DataError(
-            f"a stratified validation split of {fraction:.0%} cannot hold every class while training keeps "
-            f"every class: {len(train)} training image(s), per class {counts.sort_index().to_dict()} (it needs "
-            f"at least 2 per class and {math.ceil(len(counts) / fraction)} in all)")
+    k = len(counts)
+    if counts.min() < 2 or not k <= math.ceil(fraction * len(train)) <= len(train) - k:  # as scikit-learn rounds
+        need = next((n for n in range(2 * k, 10**6) if k <= math.ceil(fraction * n) <= n - k), None)
+        raise DataError(f"cannot carve a stratified {fraction:.0%} validation split from {len(train)} training "
+                        f"image(s) (per class: {counts.sort_index().to_dict()}): every class needs at least 2 "
+                        f"images, and the set at least {need} in all")
     _, val_index = train_test_split(train.index, test_size=fraction, stratify=train["class_name"], random_state=seed)
     files = files.copy()
     files.loc[val_index, "split"] = "validation"
