@@ -15,9 +15,17 @@ import numpy as np
 SEVERSTAL_SHAPE = (256, 1600)
 """Height and width of a Severstal image."""
 
-_NOT_DIGITS = re.compile(r"[^0-9\s-]")  # any character other than ASCII digits, a minus sign or space
-_TOKEN = re.compile(r"-?[0-9]+")
 _MAX_DIGITS = 18  # two 18-digit numbers still add up without overflowing int64
+_TOKEN = re.compile(r"-?[0-9]+")
+
+
+def _raise_bad_token(tokens: list[str], shape: tuple[int, int]) -> None:
+    """Raise a ValueError naming the first token that is not a whole number in ASCII digits, or too large."""
+    for token in tokens:
+        if not _TOKEN.fullmatch(token):
+            raise ValueError(f"RLE value {token!r} is not a whole number (expected ASCII digits 0-9)")
+        if abs(int(token)) >= 10**_MAX_DIGITS:
+            raise ValueError(f"RLE value {token} is too large: the image has only {shape[0] * shape[1]} pixels")
 
 
 def _is_empty(rle: object) -> bool:
@@ -55,15 +63,15 @@ def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE)
     if not isinstance(rle, str):
         raise ValueError(f"RLE must be a string of 'start length' pairs, got {type(rle).__name__} {rle!r}")
     tokens = rle.split()
-    if _NOT_DIGITS.search(rle) or "-" in rle or max(map(len, tokens)) > _MAX_DIGITS:
-        for token in tokens:  # the slow path names the first bad token
-            if not _TOKEN.fullmatch(token):
-                raise ValueError(f"RLE value {token!r} is not a whole number (expected ASCII digits 0-9)")
-            if abs(int(token)) >= 10**_MAX_DIGITS:
-                raise ValueError(f"RLE value {token} is too large: the image has only {shape[0] * shape[1]} pixels")
+    try:  # the fast path; int() would also take non-ASCII digits, '+' and '_', so those go the slow way
+        values = None if not rle.isascii() or "_" in rle or "+" in rle else np.array(tokens, dtype=np.int64)
+    except (ValueError, OverflowError):
+        values = None
+    if values is None or (np.abs(values) >= 10**_MAX_DIGITS).any():
+        _raise_bad_token(tokens, shape)
+        values = np.array(tokens, dtype=np.int64)  # every token checked (say, split by a non-ASCII space)
     if len(tokens) % 2:
         raise ValueError(f"RLE has an odd number of values ({len(tokens)}): it must be 'start length' pairs")
-    values = np.array(tokens, dtype=np.int64)  # safe: every token is ASCII digits, below 10**18
     starts, lengths = values[0::2], values[1::2]
     size = shape[0] * shape[1]
     problems = [

@@ -248,6 +248,10 @@ def test_absurd_rle_numbers_are_a_value_error(rle, message, tmp_path):
 
 def test_large_but_sane_numbers_still_work():
     assert parse_rle("000000000000000000001 2", (4, 4))[1].tolist() == [2]
+    assert parse_rle("1 2\u00a05 1", (4, 4))[0].tolist() == [0, 4]  # a no-break space still separates
+    for odd in ("+1 2", "1_0 2", "1-3 2"):  # int() would take the first two
+        with pytest.raises(ValueError, match=f"RLE value '{re.escape(odd.split()[0])}' is not a whole number"):
+            parse_rle(odd, (4, 4))
     mask = np.zeros((256, 1600), np.uint8)
     mask[-1, -1] = 1
     assert rle_encode(rle_decode(rle_encode(mask))) == "409600 1"
