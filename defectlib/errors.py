@@ -16,3 +16,23 @@ class DataError(ValueError):
     ...
     defectlib.errors.DataError: train.csv, row 3: ClassId 7 is not one of 1, 2, 3, 4
     """
+
+
+def raise_all(problems: list[str], what: str) -> None:
+    """Raise one :class:`DataError` listing every problem, one per line; do nothing if there are none.
+
+    Used where many files or rows are checked, so that a student sees every bad
+    one at once instead of fixing them one run at a time.
+
+    Examples
+    --------
+    >>> raise_all([], "Image files")
+    >>> raise_all(["a.jpg: empty file (0 bytes)", "b.jpg: file not found"], "Image files")
+    Traceback (most recent call last):
+    ...
+    defectlib.errors.DataError: Image files: 2 problem(s); fix them and try again:
+      a.jpg: empty file (0 bytes)
+      b.jpg: file not found
+    """
+    if problems:
+        raise DataError(f"{what}: {len(problems)} problem(s); fix them and try again:\n  " + "\n  ".join(problems))

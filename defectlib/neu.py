@@ -7,6 +7,7 @@ into 1,440 training and 360 validation images.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from defectlib.config import banner, settings
-from defectlib.errors import DataError
+from defectlib.errors import DataError, raise_all
 
 CLASS_NAMES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 """The six classes, in the stable order used for label numbers."""
@@ -37,6 +38,12 @@ NATIVE_SIZE = (200, 200)
 SYNTHETIC_MARKER = "SYNTHETIC.txt"  # written last by make_synthetic_neu: marks a complete, generated set
 KAGGLE_HANDLE = "kaustubhdikshit/neu-surface-defect-database"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+SIDE_FILES = {".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini"}
+"""Files that operating systems leave in folders: skipped."""
+SIDE_FOLDERS = {"__macosx", ".ipynb_checkpoints", "@eadir", "$recycle.bin"}
+"""Folders that operating systems and Jupyter leave behind: skipped (as is any hidden name)."""
+SIDE_SUFFIXES = {".xml"}
+"""Annotation files that tools such as LabelImg save beside the images: skipped in image folders."""
 SPLITS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
           "val": "validation", "test": "test", "testing": "test"}
 
@@ -162,55 +169,104 @@ def _subsample(files: pd.DataFrame, max_per_class: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------- indexing
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """The image files in a folder, sorted; any other non-hidden file is an error."""
+def _is_side(entry: Path) -> bool:
+    """A hidden name, or a known side file or folder of an operating system, Jupyter or an annotation tool."""
+    name = entry.name.lower()
+    if name.startswith(".") or name in SIDE_FILES:
+        return True
+    return name in SIDE_FOLDERS and entry.is_dir()
+
+
+def _is_image(entry: Path) -> bool:
+    return entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file()
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries of a folder, sorted, without side files and folders."""
+    return sorted(p for p in folder.iterdir() if not _is_side(p))
+
+
+def _count_images(folder: Path) -> int:
+    """How many image files lie anywhere under ``folder`` (side folders left out)."""
+    count = 0
+    for entry in _entries(folder):
+        count += _count_images(entry) if entry.is_dir() else _is_image(entry)
+    return count
+
+
+def _unused_folder(folder: Path, why: str, problems: list[str]) -> None:
+    """Report ``folder`` when it holds images that would not be used; a folder without images is harmless."""
+    n = _count_images(folder)
+    if n:
+        problems.append(f"{folder}/: {n} image(s) not used: {why}")
+
+
+def _image_files(folder: Path, problems: list[str]) -> list[Path]:
+    """The image files in a folder, sorted; other files and sub-folders with images are reported."""
     out = []
-    for f in sorted(folder.iterdir()):
-        if f.name.startswith(".") or f.is_dir():
-            continue
-        if f.suffix.lower() not in IMAGE_SUFFIXES:
-            raise DataError(f"{f}: not an image file (expected one of {sorted(IMAGE_SUFFIXES)})")
-        out.append(f)
+    for f in _entries(folder):
+        if f.is_dir():
+            _unused_folder(f, f"a sub-folder inside the image folder {folder.name}/ (move its images up "
+                              f"into {folder.name}/, or move it out)", problems)
+        elif f.suffix.lower() in IMAGE_SUFFIXES:
+            out.append(f)
+        elif f.suffix.lower() not in SIDE_SUFFIXES:
+            problems.append(f"{f}: not an image file (expected one of {sorted(IMAGE_SUFFIXES)}; move it out)")
     return out
 
 
-def _class_of_file(f: Path) -> str:
+def _class_of_file(f: Path, problems: list[str]) -> str | None:
     prefix = f.stem.rsplit("_", 1)[0] if "_" in f.stem else f.stem.rstrip("0123456789")
     name = canonical_class(prefix)
     if name is None:
-        raise DataError(f"{f}: cannot tell the class from the file name (expected e.g. crazing_1.jpg or Cr_1.bmp)")
+        problems.append(f"{f}: cannot tell the class from the file name (expected e.g. crazing_1.jpg or Cr_1.bmp)")
     return name
 
 
-def _rows_from_class_dirs(folder: Path, split: str) -> list[dict]:
+def _rows_from_class_dirs(folder: Path, split: str, problems: list[str]) -> list[dict]:
     rows = []
-    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for d in _entries(folder):
+        if not d.is_dir():
+            if d.suffix.lower() in IMAGE_SUFFIXES:
+                problems.append(f"{d}: image not used: it lies in {folder.name}/ outside any class folder "
+                                "(move it into the folder of its class)")
+            continue
         name = canonical_class(d.name)
         if name is None:
-            raise DataError(f"{d}: folder name is not a NEU class (expected one of {', '.join(CLASS_NAMES)})")
-        images = _image_files(d)
+            _unused_folder(d, f"the folder name is not a NEU class (expected one of {', '.join(CLASS_NAMES)}; "
+                              "rename it or move it out)", problems)
+            continue
+        images = _image_files(d, problems)
         if not images:
-            raise DataError(f"{d}: class folder is empty")
+            problems.append(f"{d}: class folder has no images")
         rows += [{"path": str(f), "class_name": name, "split": split} for f in images]
     return rows
 
 
+def _loose_images(folder: Path, problems: list[str], where: str) -> None:
+    for f in _entries(folder):
+        if _is_image(f):
+            problems.append(f"{f}: image not used: it lies {where} (move it into the folder of its class)")
+
+
 def _has_images(folder: Path) -> bool:
-    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
+    return any(_is_image(f) for f in _entries(folder))
 
 
 def _find_layout(root: Path) -> tuple[str, Path]:
-    candidates = [root, *sorted(p for p in root.glob("*") if p.is_dir()),
-                  *sorted(p for p in root.glob("*/*") if p.is_dir())]
-    for d in candidates:
+    if not root.is_dir():
+        raise DataError(f"NEU folder {root} does not exist or is not a folder")
+    level1 = [p for p in _entries(root) if p.is_dir()]
+    level2 = [p for d in level1 for p in _entries(d) if p.is_dir()]
+    for d in [root, *level1, *level2]:
         if any((d / split / "images").is_dir() for split in SPLITS):
             return "kaggle", d
-        subdirs = {p.name.lower(): p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        subdirs = {p.name.lower(): p for p in _entries(d) if p.is_dir()}
         if "images" in subdirs and _has_images(subdirs["images"]):
             return "flat", subdirs["images"]
         if any(name in SPLITS for name in subdirs):
             return "split-tree", d
-        if subdirs and all(canonical_class(name) for name in subdirs):
+        if any(canonical_class(name) for name in subdirs):
             return "class-tree", d
         if _has_images(d):
             return "flat", d
@@ -227,6 +283,15 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
     any ``<split>/<class>/`` or ``<class>/`` tree. Without a validation split a
     stratified, deterministic one is made from the training images.
 
+    One rule for every layout: each image file is either indexed or reported.
+    Images in a folder that is not a split or class name, in a sub-folder of a
+    class or image folder, or loose beside the split or class folders raise one
+    :class:`DataError` listing them all, with every other problem found (unknown
+    files, empty class folders, file names without a class). Side files of
+    operating systems and tools (``.DS_Store``, ``Thumbs.db``, ``desktop.ini``,
+    ``__MACOSX/``, ``.ipynb_checkpoints/``, hidden files, LabelImg ``.xml`` beside
+    the images) are skipped.
+
     Examples
     --------
     >>> files = index_neu(make_synthetic_neu("/tmp/neu-doc", per_class=5))
@@ -236,21 +301,42 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
     root = Path(root)
     layout, folder = _find_layout(root)
     rows: list[dict] = []
+    problems: list[str] = []
     if layout == "kaggle":
-        for split_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        _loose_images(folder, problems, f"in {folder.name}/ beside the split folders")
+        for split_dir in (p for p in _entries(folder) if p.is_dir()):
             split = SPLITS.get(split_dir.name.lower())
             if split is None:
-                raise DataError(f"{split_dir}: unknown split name (expected train, validation or test)")
+                _unused_folder(split_dir, "the folder name is not a split (expected train, validation or test; "
+                                          "rename it or move it out)", problems)
+                continue
             if not (split_dir / "images").is_dir():
-                raise DataError(f"{split_dir}: split has no images/ folder")
-            rows += _rows_from_class_dirs(split_dir / "images", split)
+                _unused_folder(split_dir, "the split folder has no images/ folder (put the class folders "
+                                          "in images/)", problems)
+                continue
+            _loose_images(split_dir, problems, f"in {split_dir.name}/ outside images/")
+            for d in _entries(split_dir):
+                if d.is_dir() and d.name not in ("images", "annotations"):
+                    _unused_folder(d, f"only images/ is read in {split_dir.name}/ (move its class folders "
+                                      "into images/)", problems)
+            rows += _rows_from_class_dirs(split_dir / "images", split, problems)
     elif layout == "split-tree":
-        for split_dir in sorted(p for p in folder.iterdir() if p.is_dir() and SPLITS.get(p.name.lower())):
-            rows += _rows_from_class_dirs(split_dir, SPLITS[split_dir.name.lower()])
+        _loose_images(folder, problems, f"in {folder.name}/ beside the split folders")
+        for split_dir in (p for p in _entries(folder) if p.is_dir()):
+            split = SPLITS.get(split_dir.name.lower())
+            if split is None:
+                _unused_folder(split_dir, "the folder name is not a split (expected train, validation or test; "
+                                          "rename it or move it out)", problems)
+                continue
+            rows += _rows_from_class_dirs(split_dir, split, problems)
     elif layout == "class-tree":
-        rows = _rows_from_class_dirs(folder, "train")
+        rows = _rows_from_class_dirs(folder, "train", problems)
     else:
-        rows = [{"path": str(f), "class_name": _class_of_file(f), "split": "train"} for f in _image_files(folder)]
+        for f in _image_files(folder, problems):
+            name = _class_of_file(f, problems)
+            if name is not None:
+                rows.append({"path": str(f), "class_name": name, "split": "train"})
+    raise_all(problems, f"NEU folder {folder}")
     files = pd.DataFrame(rows, columns=["path", "class_name", "split"])
     if files.empty or not (files["split"] == "train").any():
         raise DataError(f"{folder}: no training images found (a train split is required)")
@@ -258,7 +344,11 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
     if missing:
         raise DataError(f"{folder}: no training images for class(es) {', '.join(sorted(missing))}")
     if not (files["split"] == "validation").any():
-        files = _make_validation_split(files, seed, validation_fraction)
+        try:
+            files = _make_validation_split(files, seed, validation_fraction)
+        except DataError as error:
+            raise DataError(f"{folder} has no validation split, and index_neu {error}. Add a validation/ "
+                            "split folder, or more training images") from None
     files["label"] = files["class_name"].map(CLASS_NAMES.index)
     order = {"train": 0, "validation": 1, "test": 2}
     files = files.sort_values(["split", "label", "path"], key=lambda c: c.map(order) if c.name == "split" else c)
@@ -266,9 +356,17 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
 
 
 def _make_validation_split(files: pd.DataFrame, seed: int, fraction: float) -> pd.DataFrame:
+    """Move a stratified ``fraction`` of the training rows to ``validation`` (DataError if too few)."""
     from sklearn.model_selection import train_test_split
 
     train = files[files["split"] == "train"]
+    counts = train["class_name"].value_counts()
+    k = len(counts)
+    if counts.min() < 2 or not k <= math.ceil(fraction * len(train)) <= len(train) - k:  # as scikit-learn rounds
+        need = next((n for n in range(2 * k, 10**6) if k <= math.ceil(fraction * n) <= n - k), None)
+        raise DataError(f"cannot carve a stratified {fraction:.0%} validation split from {len(train)} training "
+                        f"image(s) (per class: {counts.sort_index().to_dict()}): every class needs at least 2 "
+                        f"images, and the set at least {need} in all")
     _, val_index = train_test_split(train.index, test_size=fraction, stratify=train["class_name"], random_state=seed)
     files = files.copy()
     files.loc[val_index, "split"] = "validation"
@@ -320,13 +418,109 @@ def class_counts(data: NEUData) -> pd.DataFrame:
 # --------------------------------------------------------------------------- loading pixels
 
 
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+"""A marker after entropy-coded data: 0xFF not followed by a stuffed zero, a restart marker or a fill byte."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_TYPES = {0: "grey", 2: "colour (RGB)", 3: "palette colour", 4: "grey with alpha (2 channels)",
+                     6: "colour with alpha (RGBA, 4 channels)"}
+
+
+def _jpeg_is_complete(data: bytes) -> bool:
+    """Whether the JPEG's marker structure reaches its end-of-image marker (bytes after it are allowed)."""
+    pos, n = 2, len(data)
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:  # stray bytes between segments: skip to the next marker, as decoders do
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return False
+            continue
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, or markers without a length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if pos + 4 > n:
+            return False
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:  # start of scan: the entropy-coded data runs to the next marker
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
+    return False
+
+
+def decode_image_file(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Decode one image file with OpenCV, or raise :class:`DataError` naming the file and the problem.
+
+    Rejects a missing, empty or undecodable file and a truncated JPEG: one whose
+    data stops before its end-of-image marker, or one cut short but still closed
+    by an end-of-image marker, which decoders fill with flat grey (128) from the
+    cut to the end, so its last 8x8 block is exactly 128. Accepts what decoders
+    accept: bytes after the end marker, a PNG saved under ``.jpg`` (the content
+    decides, not the name). ``flags`` are OpenCV's ``imread`` flags.
+
+    Examples
+    --------
+    >>> root = make_synthetic_neu("/tmp/neu-doc", per_class=5)
+    >>> good = next(root.rglob("*.jpg"))
+    >>> decode_image_file(good).shape
+    (200, 200)
+    >>> cut = Path("/tmp/neu-doc/cut.jpg")
+    >>> _ = cut.write_bytes(good.read_bytes()[:2000] + b"\\xff\\xd9")
+    >>> decode_image_file(cut)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    defectlib.errors.DataError: /tmp/neu-doc/cut.jpg: truncated JPEG: ...
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if not data:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    jpeg = data[:2] == b"\xff\xd8"
+    if jpeg and not _jpeg_is_complete(data):
+        raise DataError(f"{path}: truncated JPEG (the data stops before its end-of-image marker); "
+                        "replace it with a complete copy")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise DataError(f"{path}: not a readable image (corrupt, or not an image format OpenCV knows)")
+    if jpeg and image.dtype == np.uint8:
+        height, width = image.shape[:2]
+        if (image[(height - 1) // 8 * 8:, (width - 1) // 8 * 8:] == 128).all():
+            raise DataError(f"{path}: truncated JPEG: its last 8x8 block is the flat grey (128) a decoder fills "
+                            "in where the image data stops early; replace it with a complete copy (if the "
+                            "image really ends in flat grey 128, save it as PNG)")
+    return image
+
+
+def _decode_all(paths: list, decode) -> list:
+    """``decode`` every path in a thread pool; one DataError naming every bad file."""
+    def attempt(path):
+        try:
+            return decode(path), None
+        except DataError as error:
+            return None, str(error)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(attempt, paths))
+    raise_all([problem for _, problem in results if problem], "Image files")
+    return [image for image, _ in results]
+
+
 def read_image(path: str | Path, color: str = "grayscale", size: tuple[int, int] | None = None) -> np.ndarray:
     """Read one image as ``uint8`` (height, width, channels), checking it on the way.
 
     ``color`` is ``"grayscale"`` (1 channel) or ``"rgb"`` (3). Without ``size`` the
     image must be the native 200x200; with it the image is resized (area averaging).
-    Raises :class:`DataError` naming the file if it is empty, not an image, of an
-    unsupported colour mode, or of an unexpected size.
+    Raises :class:`DataError` naming the file if it is missing, empty, truncated
+    (see :func:`decode_image_file`), not an image, of an unsupported colour mode,
+    or of an unexpected size.
 
     Examples
     --------
@@ -337,18 +531,17 @@ def read_image(path: str | Path, color: str = "grayscale", size: tuple[int, int]
     path = Path(path)
     if color not in ("grayscale", "rgb"):
         raise ValueError(f"color must be 'grayscale' or 'rgb', not {color!r}")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes)")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise DataError(f"{path}: not a readable image (corrupt, or not an image format OpenCV knows)")
+    image = decode_image_file(path)
     if image.dtype != np.uint8:
         raise DataError(f"{path}: {image.dtype} pixels, expected 8-bit images")
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels not in (1, 3):
-        raise DataError(f"{path}: {channels} colour channels, expected grayscale (1) or colour (3)")
+        with path.open("rb") as f:
+            header = f.read(26)  # OpenCV reads grey + alpha as 4 channels: the PNG header says what the file has
+        mode = (_PNG_COLOUR_TYPES.get(header[25], f"{channels} channels") if header[:8] == _PNG_SIGNATURE
+                and len(header) == 26 else f"{channels} channels")
+        raise DataError(f"{path}: {mode}, expected grayscale (1 channel) or colour (3 channels); "
+                        "save it without the alpha channel")
     if size is None and image.shape[:2] != NATIVE_SIZE:
         raise DataError(f"{path}: image is {image.shape[1]}x{image.shape[0]}, expected the NEU size "
                         f"{NATIVE_SIZE[1]}x{NATIVE_SIZE[0]} (pass image_size to resize)")
@@ -365,14 +558,16 @@ def load_images(paths: list[str] | pd.Series, color: str = "grayscale",
                 size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode many images once, in parallel, into one ``uint8`` array (N, H, W, C).
 
+    Every file is decoded before any error is raised, and the one
+    :class:`DataError` names every bad file.
+
     Examples
     --------
     >>> root = make_synthetic_neu("/tmp/neu-doc", per_class=5)
     >>> load_images(sorted(map(str, root.rglob("*.jpg")))[:3]).shape
     (3, 200, 200, 1)
     """
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        images = list(pool.map(lambda p: read_image(p, color, size), list(paths)))
+    images = _decode_all(list(paths), lambda p: read_image(p, color, size))
     if not images:
         raise DataError("no images to load")
     return np.stack(images)

@@ -8,11 +8,24 @@ sets pixels 1, 2, 3, 10 and 11. An empty string or NaN is an empty mask.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 SEVERSTAL_SHAPE = (256, 1600)
 """Height and width of a Severstal image."""
+
+_MAX_DIGITS = 18  # two 18-digit numbers still add up without overflowing int64
+_TOKEN = re.compile(r"-?[0-9]+")
+
+
+def _raise_bad_token(tokens: list[str], shape: tuple[int, int]) -> None:
+    """Raise a ValueError naming the first token that is not a whole number in ASCII digits, or too large."""
+    for token in tokens:
+        if not _TOKEN.fullmatch(token):
+            raise ValueError(f"RLE value {token!r} is not a whole number (expected ASCII digits 0-9)")
+        if abs(int(token)) >= 10**_MAX_DIGITS:
+            raise ValueError(f"RLE value {token} is too large: the image has only {shape[0] * shape[1]} pixels")
 
 
 def _is_empty(rle: object) -> bool:
@@ -26,9 +39,11 @@ def _is_empty(rle: object) -> bool:
 def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """Parse and check an encoding; return 0-based ``starts`` and ``lengths``.
 
-    Raises ``ValueError`` naming the problem: an odd count, a token that is
-    not a whole number, a start below 1, a zero or negative length, a run past
-    the end of the image, or runs that are unsorted or overlap.
+    Raises ``ValueError`` naming the problem: a token that is not a whole
+    number in ASCII digits (checked first, so ``nan`` or ``1,3`` is named as
+    such), a number too large for any image, an odd count, a start below 1, a
+    zero or negative length, a run past the end of the image, or runs that are
+    unsorted or overlap.
 
     Examples
     --------
@@ -38,19 +53,25 @@ def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE)
     Traceback (most recent call last):
     ...
     ValueError: RLE run 1 (start 1): length 0 is not positive
+    >>> parse_rle("1 3 nan", (4, 4))
+    Traceback (most recent call last):
+    ...
+    ValueError: RLE value 'nan' is not a whole number (expected ASCII digits 0-9)
     """
     if _is_empty(rle):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if not isinstance(rle, str):
         raise ValueError(f"RLE must be a string of 'start length' pairs, got {type(rle).__name__} {rle!r}")
     tokens = rle.split()
+    try:  # the fast path; int() would also take non-ASCII digits, '+' and '_', so those go the slow way
+        values = None if not rle.isascii() or "_" in rle or "+" in rle else np.array(tokens, dtype=np.int64)
+    except (ValueError, OverflowError):
+        values = None
+    if values is None or (np.abs(values) >= 10**_MAX_DIGITS).any():
+        _raise_bad_token(tokens, shape)
+        values = np.array(tokens, dtype=np.int64)  # every token checked (say, split by a non-ASCII space)
     if len(tokens) % 2:
         raise ValueError(f"RLE has an odd number of values ({len(tokens)}): it must be 'start length' pairs")
-    try:
-        values = np.array(tokens, dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise ValueError(f"RLE value {bad!r} is not a whole number") from None
     starts, lengths = values[0::2], values[1::2]
     size = shape[0] * shape[1]
     problems = [

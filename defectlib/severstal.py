@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from .config import banner, settings
-from .errors import DataError
+from .errors import DataError, raise_all
+from .neu import decode_image_file
 from .rle import SEVERSTAL_SHAPE, parse_rle, rle_encode, rles_to_masks
 
 if TYPE_CHECKING:
@@ -358,28 +359,22 @@ def split_table(
 
 
 def _image_problem(path: Path, size: tuple[int, int] | None) -> str | None:
-    if not path.is_file():
-        return f"{path}: file not found"
-    if path.stat().st_size == 0:
-        return f"{path}: empty file (0 bytes)"
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        return f"{path}: not a readable image"
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        with path.open("rb") as f:
-            f.seek(-2, 2)
-            if f.read() != b"\xff\xd9":
-                return f"{path}: truncated JPEG (no end-of-image marker)"
+    try:
+        image = decode_image_file(path, cv2.IMREAD_GRAYSCALE)
+    except DataError as error:
+        return str(error)
     if size is not None and image.shape != tuple(size):
         return f"{path}: image is {image.shape[1]}x{image.shape[0]}, expected {size[1]}x{size[0]} (width x height)"
     return None
 
 
 def check_images(paths: Sequence[str | Path], size: tuple[int, int] | None = SEVERSTAL_SHAPE) -> None:
-    """Decode every image (OpenCV, in a thread pool) and raise a DataError naming the bad files.
+    """Decode every image (OpenCV, in a thread pool) and raise one DataError naming every bad file.
 
-    Catches missing, empty, non-image and truncated files and, unless ``size``
-    is ``None``, images whose (height, width) is not ``size``.
+    Catches missing, empty, non-image and truncated files (see
+    :func:`defectlib.neu.decode_image_file`) and, unless ``size`` is ``None``,
+    images whose (height, width) is not ``size``. Bytes after a JPEG's end
+    marker and a PNG saved under ``.jpg`` are fine: TensorFlow decodes both.
 
     Examples
     --------
@@ -389,13 +384,12 @@ def check_images(paths: Sequence[str | Path], size: tuple[int, int] | None = SEV
     >>> check_images([bad])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    defectlib.errors.DataError: 1 bad image file(s): .../x.jpg: empty file (0 bytes)
+    defectlib.errors.DataError: Image files: 1 problem(s); fix them and try again:
+      .../x.jpg: empty file (0 bytes)
     """
     with ThreadPoolExecutor() as pool:
         problems = [p for p in pool.map(lambda p: _image_problem(Path(p), size), paths) if p]
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DataError(f"{len(problems)} bad image file(s): " + "; ".join(problems[:5]) + more)
+    raise_all(problems, "Image files")
 
 
 # ---------------------------------------------------------------------------- tf.data
@@ -459,6 +453,52 @@ def classifier_dataset(
     return _finish(ds, len(paths), batch_size, shuffle, seed, lambda p, y: (_load_image(p, size, resize), y))
 
 
+def check_annotations(annotations: pd.DataFrame, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> pd.DataFrame:
+    """Check an annotation table row by row; return it with ``ClassId`` as integers.
+
+    ``ClassId`` may be text (``"3"``, as ``pd.read_csv(..., dtype=str)`` gives).
+    One :class:`~defectlib.errors.DataError` names every bad row (by the table's
+    index and its image): a ``ClassId`` that is not 1, 2, 3 or 4, a second row
+    for the same (image, class), or an ``EncodedPixels`` that is not a valid
+    mask of ``shape`` (height, width).
+
+    Examples
+    --------
+    >>> notes = pd.DataFrame({"ImageId": ["a.jpg", "a.jpg"], "ClassId": ["3", "7"],
+    ...                       "EncodedPixels": ["1 5", "1 5"]})
+    >>> check_annotations(notes.iloc[:1]).dtypes["ClassId"].name
+    'int64'
+    >>> check_annotations(notes)
+    Traceback (most recent call last):
+    ...
+    defectlib.errors.DataError: Annotation table: 1 problem(s); fix them and try again:
+      row 1 (a.jpg): ClassId '7' is not one of 1, 2, 3, 4
+    """
+    missing = {"ImageId", "ClassId", "EncodedPixels"} - set(annotations.columns)
+    if missing:
+        raise DataError(f"annotation table: missing column(s) {', '.join(sorted(missing))} (expected "
+                        "ImageId, ClassId, EncodedPixels, as read_train_csv gives)")
+    numbers = pd.to_numeric(annotations["ClassId"].astype(str).str.strip(), errors="coerce")
+    valid = numbers.isin(CLASSES)
+    problems = [f"row {i} ({image}): ClassId {cls!r} is not one of 1, 2, 3, 4"
+                for i, image, cls in zip(annotations.index[~valid], annotations["ImageId"][~valid],
+                                         annotations["ClassId"][~valid])]
+    table = annotations.assign(ClassId=numbers.where(valid, 0).astype(np.int64))
+    first_row = {}
+    for i, image, cls, rle in zip(table.index, table["ImageId"], table["ClassId"], table["EncodedPixels"]):
+        if cls == 0:
+            continue
+        if (image, cls) in first_row:
+            problems.append(f"row {i} ({image}, class {cls}): duplicate of row {first_row[image, cls]}")
+        first_row.setdefault((image, cls), i)
+        try:
+            parse_rle(rle, shape)
+        except ValueError as exc:
+            problems.append(f"row {i} ({image}, class {cls}): {exc}")
+    raise_all(problems, "Annotation table")
+    return table
+
+
 def segmentation_dataset(
     images_dir: str | Path,
     annotations: pd.DataFrame,
@@ -476,7 +516,9 @@ def segmentation_dataset(
     files, checked first) and shrunk with nearest neighbour (OpenCV
     ``INTER_NEAREST``: small pixel (i, j) is full pixel
     (floor(i * H / h), floor(j * W / w))). Images without annotations get
-    empty masks. Order is ``image_ids`` unless ``shuffle``.
+    empty masks. Order is ``image_ids`` unless ``shuffle``. The annotations are
+    checked first with :func:`check_annotations`, so a bad row is named before
+    any batch is made.
 
     Examples
     --------
@@ -496,6 +538,7 @@ def segmentation_dataset(
         raise DataError("segmentation_dataset: no image ids")
     paths = [str(Path(images_dir) / name) for name in ids]
     check_images(paths, source_size)
+    annotations = check_annotations(annotations, tuple(source_size))
     rles = (
         annotations.pivot(index="ImageId", columns="ClassId", values="EncodedPixels")
         .reindex(index=ids, columns=list(CLASSES))
