@@ -91,6 +91,55 @@ def _compare(answer: float, expected: float, what: str, tolerance: float = 0.0) 
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
+def neu_image_shape(answer: Any) -> str:
+    """Lesson 1: the shape of one NEU image as ``neu_arrays`` loads it (height, width, channels).
+
+    The expected shape is the input of the refined CNN, which reads the images as stored.
+
+    Examples
+    --------
+    >>> _ = neu_image_shape((1, 2))
+    try again: an image array has three axes: height, width and channels.
+    """
+    def hint(shape: Any) -> str | None:
+        import keras
+
+        from defectlib.cnn import refined_cnn
+
+        keras.backend.clear_session()
+        expected = tuple(refined_cnn().inputs[0].shape[1:])
+        shape = tuple(int(n) for n in shape)
+        if len(shape) != len(expected):
+            return "an image array has three axes: height, width and channels."
+        if shape[:2] != expected[:2]:
+            return "look again at height and width: print x_train.shape (the first number counts the images)."
+        if shape[2] != expected[2]:
+            return "count the channels again: are the NEU images colour or gray?"
+        return None
+
+    return report(answer, hint)
+
+
+def lenet_two_blocks(answer: Any) -> str:
+    """Lesson 1: the parameter count of the seed's LeNet with two conv/pool blocks, ``filters=(32, 64)``.
+
+    Examples
+    --------
+    >>> _ = lenet_two_blocks(...)
+    not attempted yet: fill in the attempt cell above, run it, then run the check again.
+    """
+    def hint(count: Any) -> str | None:
+        import keras
+
+        from defectlib.cnn import lenet
+
+        keras.backend.clear_session()
+        expected = lenet(filters=(32, 64)).count_params()
+        return _compare(count, expected, "your parameter count")
+
+    return report(answer, hint)
+
+
 
 # --------------------------------------------------------------------------- lesson 2: transfer learning
 

@@ -9,10 +9,12 @@ def predict_dataset(model, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     """Run ``model`` over ``dataset`` once; return ``(images, y_true, probabilities)``.
 
     Labels and predictions are taken from the *same* batch in the same pass, so
-    they line up even if the dataset shuffles. (The seed notebook called
-    ``model.predict(ds)`` and then iterated ``ds`` again for the labels: with a
-    shuffled dataset the two passes see different orders, and the confusion matrix
-    compared predictions with the labels of other images.)
+    they line up even if the dataset shuffles. This avoids a common pitfall: calling
+    ``model.predict(ds)`` and then iterating ``ds`` again for the labels. With a
+    shuffled dataset the two passes see different orders, and a confusion matrix
+    built that way compares predictions with the labels of other images. (The
+    lesson-1 seed did not fall into it: it loaded validation with ``shuffle=False``
+    and collected each batch's labels and predictions in one loop.)
 
     Examples
     --------

@@ -28,6 +28,26 @@ def test_an_answer_that_breaks_the_check_becomes_a_hint(capsys):
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
+def test_neu_image_shape(capsys):
+    assert checks.neu_image_shape((200, 200, 1)) == checks.CORRECT
+    assert checks.neu_image_shape(None) == checks.NOT_ATTEMPTED
+    for wrong in [(200, 200, 3), (1152, 200, 200, 1), (255, 255, 1)]:
+        assert checks.neu_image_shape(wrong) == checks.TRY_AGAIN
+    hints = capsys.readouterr().out
+    assert "(200, 200, 1)" not in hints and "200" not in hints
+
+
+def test_lenet_two_blocks(capsys):
+    from defectlib.cnn import lenet
+
+    expected = lenet(filters=(32, 64)).count_params()
+    assert checks.lenet_two_blocks(expected) == checks.CORRECT
+    assert checks.lenet_two_blocks(None) == checks.NOT_ATTEMPTED
+    assert checks.lenet_two_blocks(lenet().count_params()) == checks.TRY_AGAIN
+    assert checks.lenet_two_blocks(expected + 1) == checks.TRY_AGAIN
+    assert str(expected) not in capsys.readouterr().out
+
+
 
 # --------------------------------------------------------------------------- lesson 2: transfer learning
 

@@ -7,10 +7,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from defectlib.cnn import lenet, refined_cnn  # noqa: E402
+from defectlib.cnn import ABLATION_STEPS, ablation_cnn, lenet, refined_cnn, seed_schedule  # noqa: E402
 
 # Small versions of both models, so that every test runs in a few seconds on a CPU.
-SMALL_LENET = {"input_shape": (48, 48, 3), "image_size": (40, 40), "filters": (4, 8, 8), "dense_units": 16}
+SMALL_LENET = {"input_shape": (48, 48, 3), "image_size": (40, 40), "filters": (4, 8, 8)}
 SMALL_REFINED = {"input_shape": (48, 48, 1), "widths": (4, 8, 16)}
 
 
@@ -47,12 +47,29 @@ def augmentation_layers(model) -> list:
 def test_lenet_resizes_rescales_and_augments_inside_the_model():
     model = lenet(**SMALL_LENET)
     kinds = [layer.__class__.__name__ for layer in model.layers]
-    assert kinds[:5] == ["Resizing", "Rescaling", "RandomFlip", "RandomRotation", "RandomZoom"]
+    assert kinds[:6] == ["Resizing", "Rescaling", "RandomFlip", "RandomRotation", "RandomContrast", "RandomZoom"]
     assert model.get_layer("rescale").scale == pytest.approx(1 / 255)
-    assert model.get_layer("flip").mode == "horizontal"
-    # 48x48 input, resized to 40x40, then a valid 3x3 convolution: 38x38.
-    assert model.get_layer("conv1").output.shape[1:3] == (38, 38)
+    assert model.get_layer("flip").mode == "horizontal_and_vertical"
+    assert model.get_layer("rotate").factor == pytest.approx((-0.2, 0.2))
+    # 48x48 input, resized to 40x40, then a 3x3 convolution with padding="same": still 40x40.
+    assert model.get_layer("conv1").output.shape[1:3] == (40, 40)
     assert model.get_layer("conv3").output.shape[-1] == 8
+
+
+def test_lenet_is_the_seed_model_exactly():
+    model = lenet()
+    assert tuple(model.inputs[0].shape) == (None, 255, 255, 3)
+    assert model.count_params() == 15_839_174
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.5, 0.3]
+    assert model.get_layer("dense").units == 128
+
+
+def test_seed_schedule_keeps_the_rate_ten_epochs_then_decays():
+    rates = [1e-3]  # the rate of epoch 0; Keras calls the rule at the start of every epoch
+    for epoch in range(1, 14):
+        rates.append(seed_schedule(epoch, rates[-1]))
+    assert rates[:10] == [1e-3] * 10
+    assert rates[13] == pytest.approx(1e-3 * 0.95 ** 4)
 
 
 def test_refined_rescales_and_flips_inside_the_model_and_shrinks_in_the_stem():
@@ -86,7 +103,7 @@ def test_augmentation_is_in_the_model_and_only_active_in_training(index):
 def test_augmentation_can_be_switched_off():
     for model in (lenet(**SMALL_LENET, augment=False), refined_cnn(**SMALL_REFINED, augment=False)):
         assert augmentation_layers(model) == []
-    assert len(augmentation_layers(lenet(**SMALL_LENET))) == 3
+    assert len(augmentation_layers(lenet(**SMALL_LENET))) == 4
 
 
 def test_batch_norm_momentum_as_set():
@@ -107,11 +124,24 @@ def test_convolutions_before_batch_norm_have_no_bias():
 
 def test_refined_has_far_fewer_parameters_than_lenet_at_full_size():
     seed_recipe, refined = lenet(), refined_cnn()
-    assert tuple(seed_recipe.inputs[0].shape) == (None, 200, 200, 3)
-    assert seed_recipe.get_layer("resize").output.shape[1:3] == (255, 255)
-    assert refined.count_params() * 50 < seed_recipe.count_params()
+    assert refined.count_params() == 98_758
+    assert refined.count_params() * 150 < seed_recipe.count_params()
     # The Flatten + Dense head holds nearly all of LeNet's parameters.
     assert seed_recipe.get_layer("dense").count_params() > 0.95 * seed_recipe.count_params()
+
+
+def test_the_ablation_goes_from_the_seed_model_to_the_refined_cnn():
+    first, last = ABLATION_STEPS[0][1], ABLATION_STEPS[-1][1]
+    seed_like = ablation_cnn(**first, image_size=255)
+    assert seed_like.count_params() == lenet().count_params()
+    assert [type(a) for a in seed_like.layers] == [type(b) for b in lenet().layers]
+    assert ablation_cnn(**last, name="refined_cnn").get_config() == refined_cnn().get_config()
+
+
+def test_each_ablation_step_adds_exactly_one_change():
+    for (_, before), (_, after) in zip(ABLATION_STEPS[:-1], ABLATION_STEPS[1:-1]):
+        assert set(before) < set(after) and len(set(after) - set(before)) == 1
+    assert ABLATION_STEPS[-1][1] == ABLATION_STEPS[-2][1]  # the last step changes the schedule only
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["lenet", "refined_cnn"])
