@@ -329,19 +329,35 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
                    preset: str = VIT_PRESET, dropout: float = 0.1):
     """A KerasHub ViT pretrained on ImageNet, frozen, with a new softmax head.
 
-    Goes through :func:`pretrained` (the course's offline rule): the real path is
-    ``keras_hub.models.ViTBackbone.from_preset(preset)`` (downloaded once from
-    Kaggle); when that fails, fast mode builds a small random ``ViTBackbone`` from
-    :data:`SMALL_VIT_CONFIG` instead (nothing downloaded, said loudly), and full
-    mode raises. The model takes NEU pixels ``0..255`` at ``input_shape``; grayscale
-    is repeated to 3 channels (``to_rgb``), resized to the backbone's size and
-    scaled to [-1, 1] (the presets' ``(x / 255 - 0.5) / 0.5``). The backbone is
-    frozen and called in inference mode; its class token (``class_token``) feeds
-    ``dropout`` and ``classifier``. Returns ``(model, has_pretrained_weights)``.
+    The real path is ``keras_hub.models.ViTBackbone.from_preset(preset)``: a
+    KerasHub preset name (downloaded once from Kaggle) or a local preset directory
+    (one written by ``backbone.save_to_preset(folder)``, or a downloaded preset
+    copied to a machine without internet), which loads without any download. A
+    preset name goes through :func:`pretrained` (the course's offline rule): when
+    the download fails, fast mode builds a small random ``ViTBackbone`` from
+    :data:`SMALL_VIT_CONFIG` instead (said loudly), and full mode raises. The model
+    takes NEU pixels ``0..255`` at ``input_shape``; grayscale is repeated to 3
+    channels (``to_rgb``), resized to the backbone's size and scaled to [-1, 1] (the
+    presets' ``(x / 255 - 0.5) / 0.5``). The backbone is frozen and called in
+    inference mode; its class token (``class_token``) feeds ``dropout`` and
+    ``classifier``. Returns ``(model, has_pretrained_weights)``.
 
-    (The seed notebook's ``keras_cv.models.ViT`` does not exist: KerasCV never had a
-    ViT classifier, and its models moved to KerasHub.)
+    History: the course's seed notebook called ``keras_cv.models.ViT(...)``, which does
+    not match KerasCV's API. KerasCV did ship ViT models (``ViTTiny16`` ... ``ViTH32``,
+    built on a ``ViT`` class), later moved them to its legacy package and dropped them;
+    KerasCV is now frozen, and Keras's pretrained vision models live in KerasHub.
+
+    Examples
+    --------
+    >>> import keras_hub, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG).save_to_preset(folder)  # a stand-in preset
+    >>> model, real = pretrained_vit(input_shape=(48, 48, 1), preset=folder)
+    >>> real, model.name, model.output_shape
+    (True, 'vit_pretrained', (None, 6))
     """
+    from pathlib import Path
+
     import keras_hub
 
     def build(weights):
@@ -363,21 +379,101 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
         outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(inputs, outputs, name="vit_pretrained" if weights else "vit_random_small")
 
+    if Path(preset).is_dir():  # a local preset: the real path, nothing to download
+        return build(str(preset)), True
     return pretrained(build, f"the KerasHub ViT preset {preset!r}")
 
 
-def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
-                        warmup_fraction: float = 0.1, jit_compile: bool | str | None = None):
-    """Compile for training a transformer: AdamW, linear warm-up then cosine decay, accuracy.
+def vit_backbone(model):
+    """The KerasHub ``ViTBackbone`` inside a model built by :func:`pretrained_vit`."""
+    import keras_hub
+
+    found = [layer for layer in model.layers if isinstance(layer, keras_hub.models.ViTBackbone)]
+    if len(found) != 1:
+        raise ValueError(f"{model.name} has {len(found)} ViTBackbone layers, expected one")
+    return found[0]
+
+
+def unfreeze_vit_top(model, n_blocks: int) -> list[str]:
+    """Fine-tuning: make the last ``n_blocks`` transformer blocks of the backbone and its final norm trainable.
+
+    The patch embedding and the earlier blocks stay frozen. Returns the trainable
+    weights' paths (the head included). Compile again before ``fit``.
+
+    Examples
+    --------
+    >>> model, _ = pretrained_vit(input_shape=(48, 48, 1), preset=_doctest_preset())
+    >>> sorted({"/".join(path.split("/")[:2]) for path in unfreeze_vit_top(model, 1)})
+    ['classifier/bias', 'classifier/kernel', 'vit_encoder/ln', 'vit_encoder/transformer_block_2']
+    """
+    backbone = vit_backbone(model)
+    encoder = backbone.get_layer("vit_encoder")
+    if not 0 <= n_blocks <= len(encoder.encoder_layers):
+        raise ValueError(f"n_blocks={n_blocks}: the backbone has {len(encoder.encoder_layers)} blocks")
+    backbone.trainable = True  # sets every layer inside trainable; then freeze all but the top
+    for layer in backbone.layers:
+        layer.trainable = layer is encoder
+    for block in encoder.encoder_layers[:len(encoder.encoder_layers) - n_blocks]:
+        block.trainable = False
+    return [w.path for w in model.trainable_weights]
+
+
+def _doctest_preset() -> str:
+    """A local stand-in preset (the small random configuration) for the doctests: no download."""
+    import tempfile
+
+    import keras_hub
+
+    folder = tempfile.mkdtemp(prefix="vit-preset-")
+    keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG, name="vit_backbone").save_to_preset(folder)
+    return folder
+
+
+def transformer_optimizer(total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
+                          warmup_fraction: float = 0.1):
+    """AdamW with a linear warm-up, then a cosine decay to zero: the optimizer for a transformer.
 
     Transformers from scratch train badly with a constant learning rate: the
     warm-up (``warmup_fraction`` of ``total_steps``, from ``learning_rate / 100``)
     lets the attention weights settle before full-size steps, then the rate decays
     to zero along a cosine. ``weight_decay`` regularises (0 makes it plain Adam).
-    ``jit_compile`` is passed to Keras; ``None`` means ``"auto"`` (XLA) when a GPU is
-    visible and ``False`` on a CPU, where XLA took longer to compile (a minute for a
-    small ViT) and used more CPU time per step than TensorFlow's own kernels
-    (hybrid, batch 32: 0.56 s against 0.44 s on 2 cores). Returns the model.
+
+    Examples
+    --------
+    >>> optimizer = transformer_optimizer(total_steps=100, learning_rate=1e-3)
+    >>> type(optimizer).__name__, float(optimizer.learning_rate) < 1e-3  # step 0: still warming up
+    ('AdamW', True)
+    """
+    warmup = max(1, int(warmup_fraction * total_steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 100, decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate, warmup_steps=warmup)
+    return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
+
+
+def jit_default() -> bool | str:
+    """``"auto"`` (XLA) when a GPU is visible, ``False`` on a CPU.
+
+    On a CPU, XLA took longer to compile (a minute for a small ViT) and used more CPU
+    time per step than TensorFlow's own kernels (hybrid, batch 32: 0.56 s against
+    0.44 s on 2 cores).
+
+    Examples
+    --------
+    >>> jit_default() in ("auto", False)
+    True
+    """
+    import tensorflow as tf
+
+    return "auto" if tf.config.list_physical_devices("GPU") else False
+
+
+def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
+                        warmup_fraction: float = 0.1, jit_compile: bool | str | None = None):
+    """Compile with :func:`transformer_optimizer`, sparse cross-entropy and accuracy (for benchmarks and tests).
+
+    The lessons call ``model.compile`` on the page with the same arguments.
+    ``jit_compile=None`` means :func:`jit_default`. Returns the model.
 
     Examples
     --------
@@ -386,15 +482,7 @@ def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, we
     >>> type(model.optimizer).__name__
     'AdamW'
     """
-    if jit_compile is None:
-        import tensorflow as tf
-
-        jit_compile = "auto" if tf.config.list_physical_devices("GPU") else False
-    warmup = max(1, int(warmup_fraction * total_steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=learning_rate / 100, decay_steps=max(1, total_steps - warmup),
-        warmup_target=learning_rate, warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+    model.compile(optimizer=transformer_optimizer(total_steps, learning_rate, weight_decay, warmup_fraction),
                   loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"],
-                  jit_compile=jit_compile)
+                  jit_compile=jit_default() if jit_compile is None else jit_compile)
     return model
