@@ -188,14 +188,20 @@ def vit_augmentation(translate: float = 0.1, name: str = "augment"):
     >>> [layer.__class__.__name__ for layer in vit_augmentation(translate=0).layers]
     ['RandomFlip']
     """
-    stack = [keras.layers.RandomFlip("horizontal_and_vertical")]
+    stack = [keras.layers.RandomFlip("horizontal_and_vertical", name=f"{name}_flip")]
     if translate:
-        stack.append(keras.layers.RandomTranslation(translate, translate, fill_mode="reflect"))
+        stack.append(keras.layers.RandomTranslation(translate, translate, fill_mode="reflect", name=f"{name}_shift"))
     return keras.Sequential(stack, name=name)
 
 
-def _stem_strides(patch_size: int) -> list[int]:
-    """Split a patch size into the strides of a convolutional stem (4 first): 8 -> [4, 2], 20 -> [4, 5]."""
+def stem_strides(patch_size: int) -> list[int]:
+    """Split a patch size into the strides of a convolutional stem (4 first).
+
+    Examples
+    --------
+    >>> stem_strides(20), stem_strides(16), stem_strides(8)
+    ([4, 5], [4, 4], [4, 2])
+    """
     strides, rest = [], int(patch_size)
     for factor in (4, 2, 3, 5, 7):
         while rest % factor == 0 and rest > 1:
@@ -251,7 +257,7 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     x = vit_augmentation()(inputs) if augment else inputs
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
     if conv_stem:
-        strides = _stem_strides(patch_size)
+        strides = stem_strides(patch_size)
         for i, stride in enumerate(strides):
             filters = max(8, hidden_dim // 2 ** (len(strides) - 1 - i))
             x = layers.Conv2D(filters, 2 * stride - 1, strides=stride, padding="same",
@@ -324,6 +330,42 @@ SMALL_VIT_CONFIG = {"image_shape": (64, 64, 3), "patch_size": 16, "num_layers": 
                     "hidden_dim": 64, "mlp_dim": 128}
 """A tiny KerasHub ``ViTBackbone`` configuration: the random-weights stand-in of fast mode offline."""
 
+VIT_B16_CONFIG = {"image_shape": (224, 224, 3), "patch_size": 16, "num_layers": 12, "num_heads": 12,
+                  "hidden_dim": 768, "mlp_dim": 3072}
+"""ViT-B/16's architecture (Dosovitskiy et al. 2021, Table 1), the preset's shape: with random weights it has
+the preset's size and speed (for benchmarks without the download), not its accuracy."""
+
+
+def vit_classifier(backbone, num_classes: int = 6, input_shape: tuple[int, int, int] = (200, 200, 1),
+                   dropout: float = 0.1, name: str = "vit_pretrained"):
+    """A classifier around a KerasHub ``ViTBackbone``: NEU pixels in, class probabilities out; backbone frozen.
+
+    Grayscale is repeated to 3 channels (``to_rgb``), resized to the backbone's
+    size and scaled to [-1, 1] (the presets' ``(x / 255 - 0.5) / 0.5``). The backbone
+    is frozen and called in inference mode; its class token (``class_token``) feeds
+    ``dropout`` and ``classifier`` (softmax).
+
+    Examples
+    --------
+    >>> import keras_hub
+    >>> model = vit_classifier(keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG), input_shape=(48, 48, 1))
+    >>> model.output_shape, [w.path for w in model.trainable_weights]
+    ((None, 6), ['classifier/kernel', 'classifier/bias'])
+    """
+    backbone.trainable = False
+    layers = keras.layers
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    if input_shape[-1] == 1:
+        x = layers.Concatenate(name="to_rgb")([x, x, x])
+    x = layers.Resizing(*backbone.image_shape[:2], interpolation="bilinear", antialias=True, name="resize")(x)
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
+    x = backbone(x, training=False)
+    x = SelectToken(0, name="class_token")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
+
 
 def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (200, 200, 1),
                    preset: str = VIT_PRESET, dropout: float = 0.1):
@@ -336,11 +378,8 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
     preset name goes through :func:`pretrained` (the course's offline rule): when
     the download fails, fast mode builds a small random ``ViTBackbone`` from
     :data:`SMALL_VIT_CONFIG` instead (said loudly), and full mode raises. The model
-    takes NEU pixels ``0..255`` at ``input_shape``; grayscale is repeated to 3
-    channels (``to_rgb``), resized to the backbone's size and scaled to [-1, 1] (the
-    presets' ``(x / 255 - 0.5) / 0.5``). The backbone is frozen and called in
-    inference mode; its class token (``class_token``) feeds ``dropout`` and
-    ``classifier``. Returns ``(model, has_pretrained_weights)``.
+    takes NEU pixels ``0..255`` at ``input_shape`` (see :func:`vit_classifier`).
+    Returns ``(model, has_pretrained_weights)``.
 
     History: the course's seed notebook called ``keras_cv.models.ViT(...)``, which does
     not match KerasCV's API. KerasCV did ship ViT models (``ViTTiny16`` ... ``ViTH32``,
@@ -365,19 +404,8 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
             backbone = keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG, name="vit_backbone")
         else:
             backbone = keras_hub.models.ViTBackbone.from_preset(preset)
-        backbone.trainable = False
-        layers = keras.layers
-        inputs = keras.Input(input_shape, name="image")
-        x = inputs
-        if input_shape[-1] == 1:
-            x = layers.Concatenate(name="to_rgb")([x, x, x])
-        x = layers.Resizing(*backbone.image_shape[:2], interpolation="bilinear", antialias=True, name="resize")(x)
-        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
-        x = backbone(x, training=False)
-        x = SelectToken(0, name="class_token")(x)
-        x = layers.Dropout(dropout, name="dropout")(x)
-        outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
-        return keras.Model(inputs, outputs, name="vit_pretrained" if weights else "vit_random_small")
+        return vit_classifier(backbone, num_classes, input_shape, dropout,
+                              name="vit_pretrained" if weights else "vit_random_small")
 
     if Path(preset).is_dir():  # a local preset: the real path, nothing to download
         return build(str(preset)), True
