@@ -164,7 +164,7 @@ def hybrid_model(model: Any, num_layers: int = 2, hidden_dim: int = 64, num_clas
             return f"the output should hold one probability per class ({num_classes} classes)."
         height, width = model.input_shape[1:3]
         expected = (-(-height // 16)) * (-(-width // 16))
-        if not any(isinstance(layer, keras.layers.Add) for layer in model._flatten_layers()):
+        if not any(isinstance(layer, keras.layers.Add) for layer in model.layers):
             return "no residual connection found: each residual block adds its input to its output (layers.Add)."
         shapes = [tuple(layer.output.shape) for layer in model.layers
                   if len(getattr(layer.output, "shape", ())) == 3]

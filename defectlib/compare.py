@@ -305,6 +305,27 @@ def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same da
     return fig
 
 
+def choose(table: pd.DataFrame, tolerance: float = 0.01) -> str | None:
+    """The model :func:`recommend` picks: the fastest of those within ``tolerance`` of the best validation accuracy.
+
+    Looks only at ``val accuracy`` and ``images/s``; models without an accuracy are
+    left out. ``None`` when no model has one.
+
+    Examples
+    --------
+    >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 1.0, "epochs": 1,
+    ...                            "parameters": 1, "size (MB)": 1.0, "images/s": s, "note": ""}
+    ...                           for m, a, s in [("a", 0.99, 100.0), ("b", 0.985, 900.0), ("c", 0.9, 5000.0)]])
+    >>> choose(table), choose(table, tolerance=0.001)
+    ('b', 'a')
+    """
+    usable = table[table["val accuracy"].notna()]
+    if usable.empty:
+        return None
+    close = usable[usable["val accuracy"] >= usable["val accuracy"].max() - tolerance]
+    return close["images/s"].idxmax()
+
+
 def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
     """A production recommendation written from the measured table: chosen on validation, reported on test.
 
@@ -326,14 +347,12 @@ def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
     0.10 MB). It is 0.5 points below the most accurate model on validation, big (99.0 %), but 9.0x faster and
     100x smaller on disk. Its test accuracy, on images no choice touched: 99.0 %.
     """
-    usable = table[table["val accuracy"].notna()]
-    if usable.empty:
+    pick_name = choose(table, tolerance)
+    if pick_name is None:
         return "No recommendation: no model in the table has an accuracy (all have random stand-in weights)."
+    usable = table[table["val accuracy"].notna()]
     best_name = usable["val accuracy"].idxmax()
-    best = usable.loc[best_name]
-    close = usable[usable["val accuracy"] >= best["val accuracy"] - tolerance]
-    pick_name = close["images/s"].idxmax()
-    pick = usable.loc[pick_name]
+    best, pick = usable.loc[best_name], usable.loc[pick_name]
     text = (f"Recommended for production (chosen on validation accuracy): {pick_name} "
             f"({100 * pick['val accuracy']:.1f} % validation accuracy, {pick['images/s']:.0f} images/s, "
             f"{pick['size (MB)']:.2f} MB).")

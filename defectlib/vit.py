@@ -173,13 +173,14 @@ class SelectToken(keras.layers.Layer):
         return {**super().get_config(), "index": self.index}
 
 
-def vit_augmentation(translate: float = 0.1, name: str = "augment"):
+def vit_augmentation(translate: float = 0.1, name: str = "augment", input_shape: tuple[int, ...] | None = None):
     """Random flips (both axes) and, if ``translate``, shifts of up to that fraction: label-preserving for NEU.
 
     Active only in training (``model.fit``); at inference the images pass unchanged.
     Worth knowing: ``RandomTranslation`` has no XLA implementation, so with
     ``jit_compile="auto"`` one such layer switches XLA compilation off for the whole
-    model (which matters on a GPU, where XLA speeds training up).
+    model (which matters on a GPU, where XLA speeds training up). With ``input_shape``
+    the stack gets a named input (``<name>_input``), so two builds have equal configurations.
 
     Examples
     --------
@@ -191,6 +192,8 @@ def vit_augmentation(translate: float = 0.1, name: str = "augment"):
     stack = [keras.layers.RandomFlip("horizontal_and_vertical", name=f"{name}_flip")]
     if translate:
         stack.append(keras.layers.RandomTranslation(translate, translate, fill_mode="reflect", name=f"{name}_shift"))
+    if input_shape is not None:
+        stack.insert(0, keras.Input(input_shape, name=f"{name}_input"))
     return keras.Sequential(stack, name=name)
 
 
@@ -254,7 +257,7 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     """
     layers = keras.layers
     inputs = keras.Input((*image_size, channels), name="image")
-    x = vit_augmentation()(inputs) if augment else inputs
+    x = vit_augmentation(input_shape=(*image_size, channels))(inputs) if augment else inputs
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
     if conv_stem:
         strides = stem_strides(patch_size)
@@ -311,7 +314,7 @@ def hybrid(image_size: tuple[int, int] = (200, 200), num_classes: int = 6, chann
     """
     layers = keras.layers
     inputs = keras.Input((*image_size, channels), name="image")
-    x = vit_augmentation(translate)(inputs) if augment else inputs
+    x = vit_augmentation(translate, input_shape=(*image_size, channels))(inputs) if augment else inputs
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
     for i, filters in enumerate(stem_filters):
         kernel, stride = (4, 4) if i == 0 else (3, 2)
