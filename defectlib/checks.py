@@ -198,6 +198,91 @@ def frozen_base(model, trainable_count: Any) -> str:
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 
+def patches_and_attention(answer: Any, image_size: tuple[int, int] = (200, 200), patch_size: int = 10) -> str:
+    """Check ``(number of patches, attention matrix shape)`` for one image size and patch size.
+
+    The shape is that of one head's attention weights for one image, ``(rows,
+    columns)``; its number of entries is accepted too. The expected values come from
+    the course's :class:`defectlib.vit.PatchEmbedding`.
+
+    Examples
+    --------
+    >>> patches_and_attention((None, None))
+    not attempted yet: fill in the attempt cell above, run it, then run the check again.
+    'not attempted'
+    >>> patches_and_attention((1, (1, 1)), image_size=(40, 40), patch_size=10)
+    try again: the number of patches is too low. Count the patches along each side of the 40x40 image first.
+    'try again'
+    """
+    from defectlib.vit import PatchEmbedding
+
+    n_tokens = PatchEmbedding(patch_size, 1).compute_output_shape((1, *image_size, 1))[1]
+    if isinstance(answer, tuple) and all(not attempted(part) for part in answer):
+        answer = None
+
+    def hint(answer):
+        n, attention = answer
+        if not attempted(n):
+            return "fill in the number of patches too."
+        wrong = _compare(n, n_tokens, "the number of patches")
+        if wrong:
+            return wrong + f" Count the patches along each side of the {image_size[0]}x{image_size[1]} image first."
+        if not attempted(attention):
+            return "the number of patches is right; now fill in the attention matrix."
+        if isinstance(attention, (tuple, list)):
+            if len(attention) != 2:
+                return "give the attention matrix as (rows, columns), or its number of entries."
+            if tuple(attention) == (n_tokens, n_tokens):
+                return None
+            return ("the attention matrix has one row per token that asks (query) and one column per token "
+                    "it can look at (key).")
+        return _compare(attention, n_tokens * n_tokens, "the number of entries of the attention matrix")
+
+    return report(answer, hint)
+
+
+def hybrid_model(model: Any, num_layers: int = 2, hidden_dim: int = 64, num_classes: int = 6) -> str:
+    """Check a hybrid CNN + transformer classifier built as in lesson 3's exercise.
+
+    Looks at the structure, not the exact layers: a softmax over ``num_classes``, a
+    residual addition in the stem, a sequence of tokens of width ``hidden_dim``, one per
+    position of the stem's output (the image side divided by 16, rounded up, squared),
+    and ``num_layers`` layers of a class named ``TransformerBlock``.
+
+    Examples
+    --------
+    >>> hybrid_model(None)
+    not attempted yet: fill in the attempt cell above, run it, then run the check again.
+    'not attempted'
+    """
+    import keras
+
+    def hint(model):
+        if not isinstance(model, keras.Model):
+            return f"expected a keras.Model, got {type(model).__name__}: return the model from your function."
+        if tuple(model.output_shape) != (None, num_classes):
+            return f"the output should hold one probability per class ({num_classes} classes)."
+        height, width = model.input_shape[1:3]
+        expected = (-(-height // 16)) * (-(-width // 16))
+        if not any(isinstance(layer, keras.layers.Add) for layer in model.layers):
+            return "no residual connection found: each residual block adds its input to its output (layers.Add)."
+        shapes = [tuple(layer.output.shape) for layer in model.layers
+                  if len(getattr(layer.output, "shape", ())) == 3]
+        widths = [shape for shape in shapes if shape[-1] == hidden_dim]
+        if not widths:
+            return f"no sequence of tokens of width {hidden_dim} found: project each stem position to a token."
+        if not any(shape[1] == expected for shape in widths):
+            tokens = widths[0][1]
+            return (f"your tokens number {tokens}, which is too {'many' if tokens > expected else 'few'}: one token "
+                    "per position of the stem's last feature map (stride 4, then 2, then 2, 'same' padding).")
+        blocks = sum(type(layer).__name__ == "TransformerBlock" for layer in model.layers)
+        if blocks != num_layers:
+            return f"found {blocks} TransformerBlock layer(s), expected {num_layers}."
+        return None
+
+    return report(model, hint)
+
+
 # --------------------------------------------------------------------------- lesson 4: Severstal pipeline
 
 

@@ -1,13 +1,16 @@
 """The model comparison table: accuracy, training time, size and inference speed, measured the same way.
 
 Every number comes from a measurement in the current run, never from a constant:
-validation accuracy from one aligned pass over the validation set
-(:func:`defectlib.evaluate.predict_dataset`), training time from the clock around
-``fit`` (wall clock, and the CPU time of the process: on a shared machine the wall
-clock grows with other people's work, the CPU time much less), parameters from the
-model, size on disk from the saved ``.keras`` file (weights and architecture, without
-the optimizer's state: what a production line would load), and inference speed from
-timed batches after a warm-up (:func:`inference_speed`).
+accuracy from one aligned pass over the validation set and over the test set
+(:func:`defectlib.evaluate.predict_dataset`; choose on validation, report on test),
+training time from a :class:`Stopwatch` around ``fit`` (wall clock, and the CPU time
+of the process: on a shared machine the wall clock grows with other people's work,
+the CPU time much less), parameters from the model, size on disk from the saved
+``.keras`` file (weights and architecture, without the optimizer's state: what a
+production line would load), and inference speed from timed batches after a warm-up
+(:func:`inference_speed`). A model whose pretrained weights could not be downloaded
+(random stand-in weights) gets no accuracy: its size, training time and speed are
+still measured, its note says why the accuracy is missing.
 """
 
 from __future__ import annotations
@@ -23,8 +26,45 @@ import pandas as pd
 
 from defectlib.evaluate import predict_dataset
 
-COLUMNS = ["val accuracy", "train time (s)", "train CPU (s)", "epochs", "parameters", "size (MB)", "images/s", "note"]
+COLUMNS = ["val accuracy", "test accuracy", "train time (s)", "train CPU (s)", "epochs", "parameters", "size (MB)",
+           "images/s", "note"]
 """The columns of :func:`comparison_table`, in order (the index is the model name)."""
+
+_OPTIONAL = {"test accuracy": None, "train CPU (s)": None}
+"""Columns a record may leave out (they stay empty in the table)."""
+
+RANDOM_WEIGHTS_NOTE = "random stand-in weights (no download): accuracy not reported"
+"""The note of a model measured with ``real_weights=False``."""
+
+
+class Stopwatch:
+    """Wall-clock and CPU seconds spent inside ``with`` blocks, added up over several blocks.
+
+    Put it around ``model.fit(...)`` (twice for a model trained in two phases) and
+    pass it to :func:`measure`. The CPU time is the whole process's, all cores together.
+
+    Examples
+    --------
+    >>> clock = Stopwatch()
+    >>> with clock:
+    ...     _ = sum(range(10_000))
+    >>> with clock:
+    ...     _ = sum(range(10_000))
+    >>> clock.laps, clock.wall > 0, clock.cpu >= 0
+    (2, True, True)
+    """
+
+    def __init__(self) -> None:
+        self.wall, self.cpu, self.laps = 0.0, 0.0, 0
+
+    def __enter__(self) -> Stopwatch:
+        self._start = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall += time.perf_counter() - self._start[0]
+        self.cpu += time.process_time() - self._start[1]
+        self.laps += 1
 
 
 def _inference_copy(model):
@@ -102,39 +142,48 @@ def inference_speed(model, images: np.ndarray, batch_size: int = 32, warmup: int
     return batch_size * batches_per_repeat / statistics.median(seconds)
 
 
-def validation_accuracy(model, val_ds) -> float:
-    """Accuracy over one aligned pass of the validation pipeline.
+def dataset_accuracy(model, dataset) -> float:
+    """Accuracy over one aligned pass of a pipeline (validation or test).
 
     Examples
     --------
     >>> import keras, tensorflow as tf
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Softmax()])
     >>> x = np.array([[1, 0], [0, 1], [1, 0]], "float32")
-    >>> validation_accuracy(model, tf.data.Dataset.from_tensor_slices((x, [0, 1, 1])).batch(2))
+    >>> dataset_accuracy(model, tf.data.Dataset.from_tensor_slices((x, [0, 1, 1])).batch(2))
     0.6666666666666666
     """
-    _, y_true, probabilities = predict_dataset(model, val_ds)
+    _, y_true, probabilities = predict_dataset(model, dataset)
     return float(np.mean(probabilities.argmax(axis=1) == y_true))
 
 
-def measure(name: str, model, val_ds, train_seconds: float | None = None, epochs: int | None = None,
-            note: str = "", workdir: str | Path | None = None, batch_size: int = 32, warmup: int = 2,
-            repeats: int = 5, train_cpu_seconds: float | None = None) -> dict:
-    """One row of the comparison: measure a trained model on the validation pipeline.
+def measure(name: str, model, val_ds, test_ds=None, clock: Stopwatch | None = None, epochs: int | None = None,
+            note: str = "", real_weights: bool = True, workdir: str | Path | None = None, batch_size: int = 32,
+            warmup: int = 2, repeats: int = 5, train_seconds: float | None = None,
+            train_cpu_seconds: float | None = None) -> dict:
+    """One row of the comparison: measure a trained model.
 
-    ``train_seconds``, ``train_cpu_seconds`` and ``epochs`` come from the training
-    (``None`` if unknown).
+    Accuracy on ``val_ds`` (the number to choose by) and, if given, on ``test_ds``
+    (the number to report); both are left empty when ``real_weights`` is False (a
+    pretrained model that had to fall back to random weights), and the note says so.
+    The training time comes from ``clock`` (a :class:`Stopwatch` around ``fit``) or
+    from ``train_seconds``/``train_cpu_seconds``; ``epochs`` from the training.
     The model is saved as ``<workdir>/<name>.keras`` for its size (a temporary
     folder when ``workdir`` is ``None``); the speed is timed on the first
-    validation images. ``note`` says anything a reader must know (random weights,
-    fast mode...).
+    validation images.
     """
+    if clock is not None:
+        train_seconds, train_cpu_seconds = clock.wall, clock.cpu
     images = []
     for x, _ in val_ds:
         images.append(np.asarray(x))
         if sum(len(b) for b in images) >= batch_size:
             break
-    record = {"model": name, "val accuracy": validation_accuracy(model, val_ds),
+    if not real_weights:
+        note = "; ".join(n for n in (RANDOM_WEIGHTS_NOTE, note) if n)
+    record = {"model": name,
+              "val accuracy": dataset_accuracy(model, val_ds) if real_weights else None,
+              "test accuracy": dataset_accuracy(model, test_ds) if real_weights and test_ds is not None else None,
               "train time (s)": None if train_seconds is None else float(train_seconds),
               "train CPU (s)": None if train_cpu_seconds is None else float(train_cpu_seconds),
               "epochs": epochs, "parameters": int(model.count_params()), "note": note}
@@ -147,24 +196,28 @@ def measure(name: str, model, val_ds, train_seconds: float | None = None, epochs
 
 
 def train_and_record(name: str, model, train_ds, val_ds, epochs: int, callbacks: Sequence | None = None,
-                     note: str = "", workdir: str | Path | None = None, verbose: int = 0, **measure_kwargs):
-    """Train a compiled ``model`` with ``fit``, time it (wall clock and CPU), and :func:`measure` it.
+                     note: str = "", workdir: str | Path | None = None, verbose: int = 0, test_ds=None,
+                     real_weights: bool = True, clock: Stopwatch | None = None, **measure_kwargs):
+    """Train a compiled ``model`` with ``fit``, time it, and :func:`measure` it (for benchmarks and tests).
 
+    ``clock`` may already hold an earlier phase's time (it keeps adding up). The
+    lessons call ``fit`` on the page inside a :class:`Stopwatch` and then :func:`measure`.
     Returns ``(record, history)``: the comparison row and the Keras ``History``.
     """
-    start, cpu_start = time.perf_counter(), time.process_time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks or []),
-                        verbose=verbose)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    record = measure(name, model, val_ds, train_seconds=seconds, epochs=len(history.epoch), note=note,
-                     workdir=workdir, train_cpu_seconds=cpu_seconds, **measure_kwargs)
+    clock = clock or Stopwatch()
+    with clock:
+        history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks or []),
+                            verbose=verbose)
+    record = measure(name, model, val_ds, test_ds=test_ds, clock=clock, epochs=len(history.epoch), note=note,
+                     real_weights=real_weights, workdir=workdir, **measure_kwargs)
     return record, history
 
 
 def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
     """One row per model (index ``model``), the :data:`COLUMNS` in order, as measured.
 
-    Every record needs all the columns, except ``train CPU (s)`` (left empty when absent).
+    Every record needs all the columns, except ``test accuracy`` and ``train CPU (s)``
+    (left empty when absent). An accuracy of ``None`` (random weights) stays empty.
 
     Examples
     --------
@@ -173,7 +226,7 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
     >>> list(table.columns) == COLUMNS, table.index.tolist()
     (True, ['a'])
     """
-    table = pd.DataFrame([{"train CPU (s)": None, **r} for r in records])  # the CPU time is optional
+    table = pd.DataFrame([{**_OPTIONAL, **r} for r in records])
     missing = [c for c in ["model", *COLUMNS] if c not in table.columns]
     if missing:
         raise ValueError(f"records lack the field(s) {missing}")
@@ -181,6 +234,8 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
         raise ValueError(f"two records have the same model name: {table['model'][table['model'].duplicated()].tolist()}")
     table = table.set_index("model")[COLUMNS]
     table["parameters"] = table["parameters"].astype(int)
+    for column in ("val accuracy", "test accuracy"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
     return table
 
 
@@ -192,10 +247,11 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.04, "epochs": 3,
     ...                            "parameters": 1000, "size (MB)": 0.123, "images/s": 512.3, "note": ""}])
     >>> format_table(table).iloc[0].tolist()
-    ['90.0 %', '12', '-', '3', '1,000', '0.12', '512', '']
+    ['90.0 %', '-', '12', '-', '3', '1,000', '0.12', '512', '']
     """
     out = pd.DataFrame(index=table.index)
-    out["val accuracy"] = [f"{100 * v:.1f} %" for v in table["val accuracy"]]
+    for column in ("val accuracy", "test accuracy"):
+        out[column] = ["-" if pd.isna(v) else f"{100 * v:.1f} %" for v in table[column]]
     for column in ("train time (s)", "train CPU (s)"):
         out[column] = ["-" if pd.isna(v) else f"{v:.0f}" for v in table[column]]
     out["epochs"] = ["-" if pd.isna(v) else f"{int(v)}" for v in table["epochs"]]
@@ -207,23 +263,26 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same data, same machine)"):
-    """Four bar charts, one per measured quantity: accuracy, training time, size and inference speed.
+    """Four bar charts: test accuracy (validation when there is no test), training time, size and speed.
 
-    Models whose ``note`` mentions random weights are starred, with a footnote.
+    Models without an accuracy (random stand-in weights) are starred, with a footnote,
+    and get no accuracy bar.
 
     Examples
     --------
-    >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 10.0, "epochs": 1,
-    ...                            "parameters": 10, "size (MB)": 0.1, "images/s": s, "note": ""}
+    >>> table = comparison_table([{"model": m, "val accuracy": a, "test accuracy": a, "train time (s)": 10.0,
+    ...                            "epochs": 1, "parameters": 10, "size (MB)": 0.1, "images/s": s, "note": ""}
     ...                           for m, a, s in [("a", 0.9, 100.0), ("b", 0.8, 300.0)]])
     >>> [ax.get_title() for ax in plot_comparison(table).axes]
-    ['validation accuracy (%)', 'training time (s)', 'size on disk (MB)', 'inference (images/s, batch 32)']
+    ['test accuracy (%)', 'training time (s)', 'size on disk (MB)', 'inference (images/s, batch 32)']
     """
     import matplotlib.pyplot as plt
 
-    panels = [("val accuracy", "validation accuracy (%)", 100.0), ("train time (s)", "training time (s)", 1.0),
+    accuracy = "test accuracy" if table["test accuracy"].notna().any() else "val accuracy"
+    panels = [(accuracy, accuracy.replace("val", "validation") + " (%)", 100.0),
+              ("train time (s)", "training time (s)", 1.0),
               ("size (MB)", "size on disk (MB)", 1.0), ("images/s", "inference (images/s, batch 32)", 1.0)]
-    random = table["note"].astype(str).str.contains("random", case=False).to_numpy()
+    random = table["val accuracy"].isna().to_numpy()
     names = [f"{name} *" if r else str(name) for name, r in zip(table.index, random)]
     colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
     fig, axes = plt.subplots(2, 2, figsize=(11, 2.2 + 0.45 * len(names) * 2))
@@ -240,43 +299,71 @@ def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same da
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     if random.any():
-        fig.text(0.01, 0.005, "* random weights (no pretrained download): its numbers say nothing about the model",
-                 fontsize=8)
+        fig.text(0.01, 0.005, "* random stand-in weights (no pretrained download): no accuracy; size, time and "
+                 "speed are real", fontsize=8)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     return fig
 
 
-def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
-    """A production recommendation written from the measured table.
+def choose(table: pd.DataFrame, tolerance: float = 0.01) -> str | None:
+    """The model :func:`recommend` picks: the fastest of those within ``tolerance`` of the best validation accuracy.
 
-    Among the models whose accuracy is within ``tolerance`` (1 percentage point) of
-    the best, recommend the fastest at inference, and say what it costs and saves
-    compared with the most accurate one. Models whose ``note`` mentions random
-    weights are left out: their numbers say nothing.
+    Looks only at ``val accuracy`` and ``images/s``; models without an accuracy are
+    left out. ``None`` when no model has one.
 
     Examples
     --------
-    >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 10.0, "epochs": 1,
-    ...                            "parameters": p, "size (MB)": p / 1e6, "images/s": s, "note": ""}
-    ...                           for m, a, p, s in [("big", 0.99, 10**7, 100.0), ("small", 0.985, 10**5, 900.0)]])
-    >>> print(recommend(table))  # doctest: +NORMALIZE_WHITESPACE
-    Recommended for production: small (98.5 % validation accuracy, 900 images/s, 0.10 MB).
-    It is 0.5 points below the most accurate model, big (99.0 %), but 9.0x faster and 100x smaller on disk.
+    >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 1.0, "epochs": 1,
+    ...                            "parameters": 1, "size (MB)": 1.0, "images/s": s, "note": ""}
+    ...                           for m, a, s in [("a", 0.99, 100.0), ("b", 0.985, 900.0), ("c", 0.9, 5000.0)]])
+    >>> choose(table), choose(table, tolerance=0.001)
+    ('b', 'a')
     """
-    usable = table[~table["note"].astype(str).str.contains("random", case=False)]
+    usable = table[table["val accuracy"].notna()]
     if usable.empty:
-        return "No recommendation: every model in the table has random (not trained or not pretrained) weights."
+        return None
+    close = usable[usable["val accuracy"] >= usable["val accuracy"].max() - tolerance]
+    return close["images/s"].idxmax()
+
+
+def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
+    """A production recommendation written from the measured table: chosen on validation, reported on test.
+
+    Among the models whose *validation* accuracy is within ``tolerance`` (1
+    percentage point) of the best, recommend the fastest at inference, and say what
+    it costs and saves compared with the most accurate one. The choice never looks
+    at the test column; the recommended model's test accuracy is then reported, the
+    estimate of how it does on images no choice touched. Models without an accuracy
+    (random stand-in weights) are left out.
+
+    Examples
+    --------
+    >>> table = comparison_table([{"model": m, "val accuracy": a, "test accuracy": t, "train time (s)": 10.0,
+    ...                            "epochs": 1, "parameters": p, "size (MB)": p / 1e6, "images/s": s, "note": ""}
+    ...                           for m, a, t, p, s in [("big", 0.99, 0.97, 10**7, 100.0),
+    ...                                                 ("small", 0.985, 0.99, 10**5, 900.0)]])
+    >>> print(recommend(table))  # doctest: +NORMALIZE_WHITESPACE
+    Recommended for production (chosen on validation accuracy): small (98.5 % validation accuracy, 900 images/s,
+    0.10 MB). It is 0.5 points below the most accurate model on validation, big (99.0 %), but 9.0x faster and
+    100x smaller on disk. Its test accuracy, on images no choice touched: 99.0 %.
+    """
+    pick_name = choose(table, tolerance)
+    if pick_name is None:
+        return "No recommendation: no model in the table has an accuracy (all have random stand-in weights)."
+    usable = table[table["val accuracy"].notna()]
     best_name = usable["val accuracy"].idxmax()
-    best = usable.loc[best_name]
-    close = usable[usable["val accuracy"] >= best["val accuracy"] - tolerance]
-    pick_name = close["images/s"].idxmax()
-    pick = usable.loc[pick_name]
-    text = (f"Recommended for production: {pick_name} ({100 * pick['val accuracy']:.1f} % validation accuracy, "
-            f"{pick['images/s']:.0f} images/s, {pick['size (MB)']:.2f} MB).")
+    best, pick = usable.loc[best_name], usable.loc[pick_name]
+    text = (f"Recommended for production (chosen on validation accuracy): {pick_name} "
+            f"({100 * pick['val accuracy']:.1f} % validation accuracy, {pick['images/s']:.0f} images/s, "
+            f"{pick['size (MB)']:.2f} MB).")
     if pick_name == best_name:
-        return text + " It is both the most accurate model and the fastest of those within " \
-                      f"{100 * tolerance:.0f} point(s) of it."
-    return text + (f"\nIt is {100 * (best['val accuracy'] - pick['val accuracy']):.1f} points below the most "
-                   f"accurate model, {best_name} ({100 * best['val accuracy']:.1f} %), but "
-                   f"{pick['images/s'] / best['images/s']:.1f}x faster and "
-                   f"{best['size (MB)'] / pick['size (MB)']:.0f}x smaller on disk.")
+        text += (" It is both the most accurate model on validation and the fastest of those within "
+                 f"{100 * tolerance:.0f} point(s) of it.")
+    else:
+        text += (f"\nIt is {100 * (best['val accuracy'] - pick['val accuracy']):.1f} points below the most "
+                 f"accurate model on validation, {best_name} ({100 * best['val accuracy']:.1f} %), but "
+                 f"{pick['images/s'] / best['images/s']:.1f}x faster and "
+                 f"{best['size (MB)'] / pick['size (MB)']:.0f}x smaller on disk.")
+    if "test accuracy" in table and pd.notna(pick.get("test accuracy")):
+        text += f" Its test accuracy, on images no choice touched: {100 * pick['test accuracy']:.1f} %."
+    return text

@@ -106,6 +106,40 @@ def test_frozen_base_finds_a_base_that_is_not_frozen(capsys):
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 
+def test_patches_and_attention(capsys):
+    check = checks.patches_and_attention
+    assert check((None, None)) == checks.NOT_ATTEMPTED
+    assert check((400, (400, 400))) == checks.CORRECT
+    assert check((400, 160_000)) == checks.CORRECT
+    assert check((16, (16, 16)), image_size=(64, 64), patch_size=16) == checks.CORRECT
+    assert check((20, (20, 20))) == checks.TRY_AGAIN  # patches along one side only
+    assert check((400, (400, 64))) == checks.TRY_AGAIN  # tokens x width: not the attention matrix
+    assert check((400, 400)) == checks.TRY_AGAIN
+    assert check((400, None)) == checks.TRY_AGAIN
+    out = capsys.readouterr().out
+    assert "400" not in out and "160000" not in out and "160,000" not in out, "a hint gave the answer away"
+    assert "too low" in out
+
+
+def _small_hybrid(**kwargs):
+    from defectlib.vit import hybrid
+
+    return hybrid(image_size=(64, 64), stem_filters=(8, 16, 64), hidden_dim=64, num_heads=2, mlp_dim=32, **kwargs)
+
+
+def test_hybrid_model(capsys):
+    from defectlib.vit import vit
+
+    assert checks.hybrid_model(None) == checks.NOT_ATTEMPTED
+    assert checks.hybrid_model(_small_hybrid(num_layers=1), num_layers=1) == checks.CORRECT
+    assert checks.hybrid_model(_small_hybrid(num_layers=2), num_layers=1) == checks.TRY_AGAIN
+    pure = vit(image_size=(64, 64), patch_size=16, hidden_dim=64, num_heads=2, num_layers=1, mlp_dim=32)
+    assert checks.hybrid_model(pure, num_layers=1) == checks.TRY_AGAIN  # no residual stem
+    assert checks.hybrid_model("a model", num_layers=1) == checks.TRY_AGAIN
+    out = capsys.readouterr().out
+    assert "residual" in out and "found 2 TransformerBlock" in out
+
+
 # --------------------------------------------------------------------------- lesson 4: Severstal pipeline
 
 

@@ -81,7 +81,7 @@ def test_table_of_measured_records(tmp_path):
         model = build()
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         record, history = compare.train_and_record(model.name, model, _val_ds(), _val_ds(), epochs=1,
-                                                   workdir=tmp_path, warmup=1, repeats=3)
+                                                   workdir=tmp_path, warmup=1, repeats=3, test_ds=_val_ds(12))
         assert len(history.epoch) == 1
         records.append(record)
     table = compare.comparison_table(records)
@@ -90,6 +90,7 @@ def test_table_of_measured_records(tmp_path):
     for name in ("tiny", "heavy"):
         assert table.loc[name, "size (MB)"] == (tmp_path / f"{name}.keras").stat().st_size / 1e6
         assert 0.0 <= table.loc[name, "val accuracy"] <= 1.0
+        assert table.loc[name, "test accuracy"] in {k / 12 for k in range(13)}  # measured on the 12 test images
         assert table.loc[name, "train time (s)"] > 0 and table.loc[name, "train CPU (s)"] > 0
     assert table.loc["heavy", "parameters"] > table.loc["tiny", "parameters"]
     assert table.loc["tiny", "images/s"] != table.loc["heavy", "images/s"]
@@ -99,12 +100,34 @@ def test_table_of_measured_records(tmp_path):
     assert len(fig.axes) == 4
 
 
-def test_validation_accuracy_is_aligned_with_labels():
+def test_accuracy_is_aligned_with_labels():
     x = np.eye(6, dtype="float32")[[0, 1, 2, 3, 4, 5, 0, 1]]
     y = np.array([0, 1, 2, 3, 4, 5, 1, 1])
     model = keras.Sequential([keras.Input((6,)), keras.layers.Softmax()])
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(8).batch(3)
-    assert compare.validation_accuracy(model, ds) == pytest.approx(7 / 8)
+    assert compare.dataset_accuracy(model, ds) == pytest.approx(7 / 8)
+
+
+def test_random_weights_get_no_accuracy_but_everything_else_is_measured(tmp_path):
+    record = compare.measure("stand_in", _tiny(), _val_ds(), test_ds=_val_ds(), real_weights=False,
+                             train_seconds=2.0, epochs=1, note="fast mode", workdir=tmp_path, warmup=1, repeats=3)
+    assert record["val accuracy"] is None and record["test accuracy"] is None
+    assert record["note"].startswith(compare.RANDOM_WEIGHTS_NOTE) and "fast mode" in record["note"]
+    assert record["size (MB)"] == (tmp_path / "stand_in.keras").stat().st_size / 1e6
+    assert record["images/s"] > 0 and record["train time (s)"] == 2.0
+    table = compare.comparison_table([record])
+    assert table["val accuracy"].isna().all()
+    assert compare.format_table(table).loc["stand_in", "val accuracy"] == "-"
+
+
+def test_stopwatch_adds_up_both_phases_of_a_training():
+    clock = compare.Stopwatch()
+    with clock:
+        time.sleep(0.05)
+    first = clock.wall
+    with clock:
+        time.sleep(0.05)
+    assert clock.laps == 2 and first >= 0.05 and clock.wall >= first + 0.05
 
 
 def test_table_rejects_incomplete_or_duplicate_records():
@@ -116,12 +139,22 @@ def test_table_rejects_incomplete_or_duplicate_records():
         compare.comparison_table([good, good])
 
 
-def test_recommendation_ignores_random_weights():
-    rows = [("pretrained_random", 0.99, 5.0, "RANDOM weights (fast mode)"), ("cnn", 0.95, 500.0, ""),
-            ("vit", 0.90, 800.0, "")]
-    table = compare.comparison_table([
-        {"model": m, "val accuracy": a, "train time (s)": 1.0, "epochs": 1, "parameters": 10,
-         "size (MB)": 1.0, "images/s": s, "note": n} for m, a, s, n in rows])
+def _table(rows):
+    return compare.comparison_table([
+        {"model": m, "val accuracy": a, "test accuracy": t, "train time (s)": 1.0, "epochs": 1, "parameters": 10,
+         "size (MB)": 1.0, "images/s": s, "note": ""} for m, a, t, s in rows])
+
+
+def test_recommendation_ignores_models_without_accuracy():
+    table = _table([("pretrained_random", None, None, 5000.0), ("cnn", 0.95, 0.94, 500.0), ("vit", 0.90, 0.9, 800.0)])
     text = compare.recommend(table)
-    assert text.startswith("Recommended for production: cnn")
-    assert "pretrained_random" not in text
+    assert text.startswith("Recommended for production (chosen on validation accuracy): cnn")
+    assert "pretrained_random" not in text and "94.0 %" in text
+
+
+def test_recommendation_chooses_on_validation_and_reports_test():
+    # b is better on test, but the choice must not look at test: a wins on validation.
+    table = _table([("a", 0.99, 0.90, 100.0), ("b", 0.95, 0.99, 100.0)])
+    text = compare.recommend(table)
+    assert text.startswith("Recommended for production (chosen on validation accuracy): a")
+    assert text.endswith("Its test accuracy, on images no choice touched: 90.0 %.")

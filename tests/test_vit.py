@@ -106,3 +106,58 @@ def test_pretrained_vit_offline_full_mode_refuses_random_weights(monkeypatch):
     monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="pretrained weights"):
         models.pretrained_vit()
+
+
+@pytest.fixture
+def stand_in_preset(tmp_path):
+    """A small ViTBackbone saved as a local KerasHub preset: the real loading path, no download."""
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.ViTBackbone(**models.SMALL_VIT_CONFIG, name="vit_backbone")
+    folder = tmp_path / "preset"
+    backbone.save_to_preset(str(folder))
+    return folder, backbone
+
+
+def test_pretrained_vit_loads_a_local_preset_and_round_trips_safely(stand_in_preset, monkeypatch, tmp_path):
+    # Offline and in full mode: a preset name would raise, a local preset must take the real path.
+    monkeypatch.setenv("DEFECTLIB_FAST", "0")
+    monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
+    folder, saved = stand_in_preset
+    model, real = models.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+    assert real is True and model.name == "vit_pretrained"
+    backbone = models.vit_backbone(model)
+    assert backbone.trainable is False
+    for mine, theirs in zip(backbone.weights, saved.weights):  # the preset's weights, not fresh random ones
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+    assert [w.path for w in model.trainable_weights] == ["classifier/kernel", "classifier/bias"]
+    x = _images(2, 48)
+    path = tmp_path / "vit_pretrained.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_unfreezes_only_the_top_blocks(stand_in_preset):
+    folder, _ = stand_in_preset
+    model, _ = models.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+    paths = models.unfreeze_vit_top(model, 1)
+    assert paths == [w.path for w in model.trainable_weights]
+    assert any("transformer_block_2/" in p for p in paths) and not any("transformer_block_1/" in p for p in paths)
+    assert "vit_encoder/ln/gamma" in paths and not any("patching" in p for p in paths)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    frozen = np.array(models.vit_backbone(model).get_layer("vit_encoder").encoder_layers[0].weights[0])
+    top = np.array(models.vit_backbone(model).get_layer("vit_encoder").encoder_layers[1].weights[2])
+    model.train_on_batch(_images(4, 48), np.array([0, 1, 2, 3]))
+    encoder = models.vit_backbone(model).get_layer("vit_encoder")
+    np.testing.assert_array_equal(frozen, np.asarray(encoder.encoder_layers[0].weights[0]))
+    assert not np.allclose(top, np.asarray(encoder.encoder_layers[1].weights[2])), "the top block did not train"
+    with pytest.raises(ValueError, match="blocks"):
+        models.unfreeze_vit_top(model, 3)
+
+
+def test_transformer_optimizer_warms_up_then_decays():
+    optimizer = models.transformer_optimizer(total_steps=100, learning_rate=1e-3)
+    schedule = optimizer._learning_rate
+    rates = [float(schedule(step)) for step in (0, 10, 55, 100)]
+    assert rates[0] == pytest.approx(1e-5) and rates[1] == pytest.approx(1e-3)
+    assert rates[1] > rates[2] > rates[3] and rates[3] == pytest.approx(0, abs=1e-8)
