@@ -50,7 +50,9 @@ def defect_classifier(input_shape: tuple[int, int, int] = (128, 800, 3), weights
 
     inputs = _keras.Input(input_shape, name="image")
     x = CaffePreprocess(name="preprocess")(inputs)
-    base = _keras.applications.ResNet50(include_top=False, weights=weights, input_shape=input_shape, name="base")
+    # The base's own input is named, so that two builds give the same get_config (no automatic name).
+    base = _keras.applications.ResNet50(include_top=False, weights=weights, name="base",
+                                        input_tensor=_keras.Input(input_shape, name="base_input"))
     base.trainable = False
     x = base(x, training=False)
     x = layers.GlobalAveragePooling2D(name="pool")(x)

@@ -321,6 +321,24 @@ def read_defect_csv(path: str | Path) -> pd.DataFrame:
     return table.drop_duplicates().reset_index(drop=True)
 
 
+def _share_out(n: int, fractions: Sequence[float], order: tuple[int, int] = (2, 1)) -> np.ndarray:
+    """Rows of one label per part: in proportion, then at least one for training, then for the parts in ``order``.
+
+    Examples
+    --------
+    >>> [_share_out(n, (0.7, 0.15, 0.15)).tolist() for n in (1, 2, 3, 17)]
+    [[1, 0, 0], [1, 0, 1], [1, 1, 1], [12, 3, 2]]
+    """
+    exact = np.asarray(fractions, dtype=float) * n
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(counts - exact, kind="stable")[: n - counts.sum()]] += 1  # largest remainders
+    for part in (0, *order):  # training first: it must see every label
+        if counts[part] == 0 and counts.max() > 1:
+            counts[np.argmax(counts)] -= 1
+            counts[part] += 1
+    return counts
+
+
 def split_table(
     table: pd.DataFrame,
     label_col: str = "label",
@@ -330,7 +348,14 @@ def split_table(
     """Split rows into train, validation and test sets, stratified by ``label_col``.
 
     Deterministic for a seed (default: ``settings().seed``). Each part keeps the
-    table's row order.
+    table's row order. The split is scikit-learn's stratified ``train_test_split``.
+    A table too small for it (a label with only a few rows, as in a handful of
+    images) is split label by label instead: each label's rows are shared out in
+    proportion to ``fractions``, with at least one row for training, then for test
+    and validation while the label has rows to spare. That fallback warns
+    (``UserWarning``), naming the counts that forced it: numbers measured on parts of
+    a few images mean little. A :class:`~defectlib.errors.DataError` only when no
+    split gives every part a row and the training part every label.
 
     Examples
     --------
@@ -338,6 +363,13 @@ def split_table(
     >>> train, val, test = split_table(table, seed=0)
     >>> len(train), len(val), len(test), test["label"].tolist()
     (14, 3, 3, [0, 1, 0])
+    >>> import warnings
+    >>> small = pd.DataFrame({"ImageId": [f"{i}.jpg" for i in range(20)], "label": [0] * 3 + [1] * 17})
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     parts = split_table(small, seed=0)
+    >>> [(len(p), int(p["label"].sum())) for p in parts], "label 0: 3 rows" in str(caught[0].message)
+    ([(13, 12), (4, 3), (3, 2)], True)
     """
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions {fractions}: expected three positive numbers that sum to 1")
@@ -350,9 +382,35 @@ def split_table(
         val, test = train_test_split(
             rest, test_size=test_part / (val_part + test_part), stratify=rest[label_col], random_state=seed
         )
+        parts = (train, val, test)
     except ValueError as exc:
-        raise DataError(f"cannot split {len(table)} rows stratified by {label_col!r} into {fractions}: {exc}") from None
-    return tuple(part.sort_index().reset_index(drop=True) for part in (train, val, test))  # type: ignore[return-value]
+        parts = _split_by_label(table, label_col, fractions, seed, reason=str(exc))
+    return tuple(part.sort_index().reset_index(drop=True) for part in parts)  # type: ignore[return-value]
+
+
+def _split_by_label(table: pd.DataFrame, label_col: str, fractions: tuple[float, float, float], seed: int,
+                    reason: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The fallback of :func:`split_table` for tables too small for a stratified split."""
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    picked: list[list] = [[], [], []]
+    labels = table[label_col].value_counts().sort_index()
+    for label in labels.sort_values(kind="stable").index:  # the rarest labels first: they decide what is possible
+        rows = rng.permutation(table.index[table[label_col] == label].to_numpy())
+        order = tuple(sorted((2, 1), key=lambda p: len(picked[p])))  # a spare row goes to the smaller part
+        ends = np.cumsum(_share_out(len(rows), fractions, order))
+        for part, chunk in zip(picked, np.split(rows, ends[:2])):
+            part.extend(chunk.tolist())
+    parts = tuple(table.loc[rows] for rows in picked)
+    counts = ", ".join(f"label {label}: {n} rows" for label, n in labels.items())
+    if any(len(part) == 0 for part in parts) or parts[0][label_col].nunique() < len(labels):
+        raise DataError(f"cannot split {len(table)} rows stratified by {label_col!r} into {fractions} ({counts}): "
+                        "too few rows to give every part one and the training part every label; add images")
+    warnings.warn(f"split_table: {counts} is too few for a stratified split into {fractions} ({reason}); "
+                  f"split label by label instead: {'/'.join(str(len(p)) for p in parts)} train/validation/test "
+                  "rows. Numbers measured on parts this small mean little.", UserWarning, stacklevel=3)
+    return parts  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------- image files

@@ -5,7 +5,13 @@ Each check is tested with all three, and its hint must not contain the expected 
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from defectlib import checks
+from defectlib.losses import kaggle_mean_dice
+from defectlib.pipeline import TwoStageStats, clean_masks
+from defectlib.rle import rle_encode
 
 
 def test_report_gives_the_three_verdicts(capsys):
@@ -141,6 +147,98 @@ def test_hybrid_model(capsys):
 
 
 # --------------------------------------------------------------------------- lesson 4: Severstal pipeline
+
+
+def _kaggle_rle(mask):
+    """An independent encoder for the tests: runs of the column-major pixels, numbered from 1."""
+    pixels = np.concatenate([[0], mask.T.ravel() != 0, [0]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(pixels)) + 1
+    return " ".join(f"{start} {end - start}" for start, end in zip(edges[0::2], edges[1::2]))
+
+
+def _row_major_rle(mask):
+    return _kaggle_rle(np.asarray(mask).T)
+
+
+def _zero_based_rle(mask):
+    tokens = _kaggle_rle(mask).split()
+    return " ".join(str(int(t) - (i % 2 == 0)) for i, t in enumerate(tokens))
+
+
+def _fails_on_real_masks(mask):
+    return _kaggle_rle(mask) if mask.size < 1000 else "1 1"
+
+
+@pytest.mark.parametrize("encode, verdict, hint", [
+    (None, checks.NOT_ATTEMPTED, "not attempted"),
+    (lambda mask: None, checks.NOT_ATTEMPTED, "not attempted"),
+    (lambda mask: ..., checks.NOT_ATTEMPTED, "not attempted"),
+    (_kaggle_rle, checks.CORRECT, "correct"),
+    (_row_major_rle, checks.TRY_AGAIN, "down each column"),
+    (_zero_based_rle, checks.TRY_AGAIN, "start at 0"),
+    (lambda mask: [1, 3], checks.TRY_AGAIN, "must return a string"),
+    (lambda mask: _kaggle_rle(mask) or "1 0", checks.TRY_AGAIN, "empty string"),
+    (lambda mask: 1 / 0, checks.TRY_AGAIN, "ZeroDivisionError"),
+    (_kaggle_rle(np.eye(4)), checks.TRY_AGAIN, "the function itself"),
+    (_fails_on_real_masks, checks.TRY_AGAIN, "wrong on a 256x1600 mask"),
+])
+def test_rle_encoding_check(encode, verdict, hint, capsys):
+    real = np.zeros((256, 1600), np.uint8)
+    real[100:140, 300:420] = 1
+    assert checks.rle_encoding(encode, mask=real) == verdict
+    out = capsys.readouterr().out
+    assert hint in out
+    assert rle_encode(real) not in out and "2 3 10 2 16 1" not in out   # never the answer
+
+
+@pytest.fixture(scope="module")
+def validation_maps():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((6, 16, 32, 4), np.uint8)
+    truth[:3, 4:10, 5:20, 0] = 1
+    truth[2:5, 2:6, 10:14, 1] = 1
+    truth[4:, 8:, :, 2] = 1
+    truth[1, :4, :4, 3] = 1
+    # Per class: the "network" scores background pixels below `low` and defect pixels between `low` and `high`.
+    low, high = np.array([0.12, 0.52, 0.82, 0.32]), np.array([0.24, 0.64, 0.94, 0.44])
+    u = rng.random(truth.shape)
+    maps = np.where(truth == 1, low + 0.04 + u * (high - low - 0.04), u * low)
+    return truth, maps.astype(np.float32)
+
+
+def test_class_thresholds_check(validation_maps, capsys):
+    truth, maps = validation_maps
+    dice = {t: kaggle_mean_dice(truth, clean_masks(maps, t), per_class=True) for t in checks.CANDIDATE_THRESHOLDS}
+    best = [max(checks.CANDIDATE_THRESHOLDS, key=lambda t: dice[t][k]) for k in range(4)]
+    assert len(set(best)) > 1                                        # the classes really need different thresholds
+    assert checks.class_thresholds(None, truth, maps) == checks.NOT_ATTEMPTED
+    assert checks.class_thresholds(best, truth, maps) == checks.CORRECT
+    assert checks.class_thresholds(np.array(best), truth, maps) == checks.CORRECT
+    wrong = [best[0], 0.05, *best[2:]]
+    assert checks.class_thresholds(wrong, truth, maps) == checks.TRY_AGAIN
+    assert checks.class_thresholds([0.5] * 3, truth, maps) == checks.TRY_AGAIN
+    assert checks.class_thresholds([0.5, 0.5, 0.5, 0.33], truth, maps) == checks.TRY_AGAIN
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("not attempted") and out[1:3] == ["correct", "correct"]
+    assert out[3] == "try again: class 2: another candidate gives a higher validation Dice for that class."
+    assert "4 thresholds" in out[4] and "among the candidates" in out[5]
+    assert not any(str(t) in line for t in best for line in out[3:4])
+
+
+def test_gate_speedup_check(capsys):
+    gated = TwoStageStats(10, list("abc"), np.zeros(10), {"load": 2.0, "classify": 3.0, "segment": 6.0,
+                                                          "postprocess": 2.0, "total": 13.0})
+    every = TwoStageStats(10, list("abcdefghij"), None, {"load": 2.0, "classify": 0.0, "segment": 20.0,
+                                                         "postprocess": 6.0, "total": 28.0}, gate=False)
+    expected = (0.2 + 2.6) / (0.2 + 0.3 + 0.3 * 2.6)
+    assert checks.gate_speedup(None, gated, every) == checks.NOT_ATTEMPTED
+    assert checks.gate_speedup(expected * 1.005, gated, every) == checks.CORRECT
+    assert checks.gate_speedup(3.0, gated, every) == checks.TRY_AGAIN
+    assert checks.gate_speedup(1.0, gated, every) == checks.TRY_AGAIN
+    assert checks.gate_speedup("fast", gated, every) == checks.TRY_AGAIN
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "correct" and out[2].endswith("too high.") and out[3].endswith("too low.")
+    assert "ValueError" in out[4] and f"{expected:.2f}" not in " ".join(out)
 
 
 # --------------------------------------------------------------------------- lesson 5: inspection

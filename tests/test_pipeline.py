@@ -26,7 +26,8 @@ from defectlib.pipeline import (
     write_submission,
 )
 from defectlib.rle import SEVERSTAL_SHAPE, rle_decode
-from defectlib.severstal import list_images, make_synthetic_severstal, read_train_csv
+from defectlib.errors import DataError
+from defectlib.severstal import list_images, make_synthetic_severstal, read_train_csv, split_table
 
 # --------------------------------------------------------------------------- the threshold
 
@@ -180,6 +181,46 @@ def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):
     assert len(table) == 20 and table_masks(table, ids[0], (64, 400)).all()  # mask threshold 0: all pixels set
     truth = read_train_csv(root / "train.csv", (64, 400))
     assert 0.0 <= score_submission(truth, table, ids, (64, 400)) <= 1.0
+
+
+# --------------------------------------------------------------------------- the split of small data sets
+
+
+def _labelled(n_clean: int, n_defective: int) -> pd.DataFrame:
+    return pd.DataFrame({"ImageId": [f"{i:03d}.jpg" for i in range(n_clean + n_defective)],
+                         "label": [0] * n_clean + [1] * n_defective})
+
+
+@pytest.mark.parametrize("n_clean, n_defective", [(3, 17), (1, 19), (2, 2), (3, 1), (5, 5)])
+def test_a_table_too_small_to_stratify_is_split_label_by_label_with_a_warning(n_clean, n_defective):
+    table = _labelled(n_clean, n_defective)
+    with pytest.warns(UserWarning, match=f"label 0: {n_clean} rows, label 1: {n_defective} rows.*mean little"):
+        parts = split_table(table, seed=0)
+    assert sorted(pd.concat(parts)["ImageId"]) == table["ImageId"].tolist()   # nothing lost, nothing twice
+    assert all(len(part) > 0 and part["ImageId"].is_monotonic_increasing for part in parts)
+    assert set(parts[0]["label"]) == {0, 1}                                   # training sees both labels
+    for label, n in [(0, n_clean), (1, n_defective)]:                         # a label with 3 rows reaches every part
+        assert all((part["label"] == label).any() for part in parts) or n < 3
+    with pytest.warns(UserWarning):
+        again = split_table(table, seed=0)
+    assert all(a.equals(b) for a, b in zip(parts, again))
+
+
+def test_the_real_sample_shape_splits_13_4_3_with_a_defect_free_image_in_each_part():
+    with pytest.warns(UserWarning, match="too few for a stratified split"):
+        parts = split_table(_labelled(3, 17), seed=42)
+    assert [len(p) for p in parts] == [13, 4, 3] and [int((p["label"] == 0).sum()) for p in parts] == [1, 1, 1]
+
+
+def test_a_large_enough_table_is_split_by_sklearn_without_a_warning(recwarn):
+    parts = split_table(_labelled(40, 60), seed=0)
+    assert [len(p) for p in parts] == [70, 15, 15] and not [w for w in recwarn if w.category is UserWarning]
+
+
+@pytest.mark.parametrize("n_clean, n_defective", [(1, 2), (0, 2), (1, 1)])
+def test_a_table_that_cannot_fill_three_parts_is_a_data_error_naming_the_counts(n_clean, n_defective):
+    with pytest.raises(DataError, match=f"cannot split {n_clean + n_defective} rows.*add images"):
+        split_table(_labelled(n_clean, n_defective), seed=0)
 
 
 # --------------------------------------------------------------------------- the models
