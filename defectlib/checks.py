@@ -428,3 +428,88 @@ def gate_speedup(predicted: Any, gated: Any, every: Any) -> str:
 
 
 # --------------------------------------------------------------------------- lesson 5: inspection
+
+
+def _random_cases(seed: int = 0, n: int = 200, classes: int = 4):
+    """Random probabilities and labels for the lesson-5 function checks."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, (n, classes))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return probabilities, rng.integers(0, classes, n)
+
+
+def pointing_hit(hit) -> str:
+    """Lesson 5: ``hit(point, boxes)`` says whether the pixel ``(x, y)`` lies in one of the ``xmin, ymin, xmax, ymax`` boxes.
+
+    Examples
+    --------
+    >>> pointing_hit(lambda point, boxes: True)
+    try again: a point outside every box counts as a hit.
+    'try again'
+    """
+    import numpy as np
+
+    from defectlib.inspection import inside_any
+
+    boxes = np.array([[10, 20, 50, 40], [60, 0, 80, 100]])
+    cases = [((30, 30), "a point inside a box"), ((55, 30), "a point outside every box"),
+             ((70, 90), "a point inside the second box"), ((50, 40), "a point on a box's corner (edges count)"),
+             ((30, 10), "a point above a box, inside its x range"), ((5, 30), "a point left of a box, inside its y range")]
+
+    def hint(fn):
+        for point, what in cases:
+            got, expected = bool(fn(point, boxes)), inside_any(point, boxes)
+            if got != expected:
+                return f"{what} counts as {'a hit' if got else 'a miss'}."
+        if fn((30, 30), np.zeros((0, 4), int)):
+            return "an image without boxes cannot be hit."
+        return None
+
+    return report(hit, hint)
+
+
+def calibration_error(ece) -> str:
+    """Lesson 5: ``ece(probabilities, labels)`` is the expected calibration error with 10 equal-width bins.
+
+    Examples
+    --------
+    >>> calibration_error(lambda p, y: 0.0)  # doctest: +ELLIPSIS
+    try again: your error is too low. ...
+    'try again'
+    """
+    from defectlib.inspection import expected_calibration_error
+
+    def hint(fn):
+        for seed in range(3):
+            probabilities, labels = _random_cases(seed)
+            off = _compare(float(fn(probabilities, labels)), expected_calibration_error(probabilities, labels),
+                           "your error", tolerance=1e-6)
+            if off:
+                return off + " Bin by the top probability, compare mean confidence and accuracy per bin, " \
+                             "weight each bin by its share of the images."
+        return None
+
+    return report(ece, hint)
+
+
+def weight_bytes(answer) -> str:
+    """Lesson 5: ``(float32_bytes, int8_bytes)``, what the refined CNN's parameters take stored as float32 and as 8-bit.
+
+    Examples
+    --------
+    >>> weight_bytes((1, 1))
+    try again: the float32 size is too low.
+    'try again'
+    """
+    from defectlib.cnn import refined_cnn
+
+    parameters = refined_cnn().count_params()
+
+    def hint(pair):
+        float32_bytes, int8_bytes = pair
+        return _compare(float32_bytes, 4 * parameters, "the float32 size") or _compare(int8_bytes, parameters,
+                                                                                        "the 8-bit size")
+
+    return report(answer, hint)

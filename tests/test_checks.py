@@ -242,3 +242,38 @@ def test_gate_speedup_check(capsys):
 
 
 # --------------------------------------------------------------------------- lesson 5: inspection
+
+
+def test_pointing_hit(capsys):
+    from defectlib.inspection import inside_any
+
+    assert checks.pointing_hit(None) == checks.NOT_ATTEMPTED
+    assert checks.pointing_hit(inside_any) == checks.CORRECT
+
+    def strict(point, boxes):  # edges not counted
+        return any(b[0] < point[0] < b[2] and b[1] < point[1] < b[3] for b in boxes)
+
+    assert checks.pointing_hit(strict) == checks.TRY_AGAIN
+    assert "edges" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_calibration_error(capsys):
+    from defectlib.inspection import expected_calibration_error
+
+    assert checks.calibration_error(...) == checks.NOT_ATTEMPTED
+    assert checks.calibration_error(expected_calibration_error) == checks.CORRECT
+    assert checks.calibration_error(lambda p, y: 2 * expected_calibration_error(p, y)) == checks.TRY_AGAIN
+    probabilities, labels = checks._random_cases(0)
+    hint = capsys.readouterr().out.splitlines()[-1]
+    assert f"{expected_calibration_error(probabilities, labels):.3}"[2:] not in hint
+
+
+def test_weight_bytes(capsys):
+    from defectlib.cnn import refined_cnn
+
+    n = refined_cnn().count_params()
+    assert checks.weight_bytes(None) == checks.NOT_ATTEMPTED
+    assert checks.weight_bytes((4 * n, n)) == checks.CORRECT
+    assert checks.weight_bytes((4 * n, 4 * n)) == checks.TRY_AGAIN
+    hint = capsys.readouterr().out.splitlines()[-1]
+    assert "8-bit size is too high" in hint and str(n) not in hint
