@@ -246,7 +246,7 @@ def test_toc_lists_the_course():
     assert names[0] == "book/intro"
     assert [n for n in names if n.startswith("notebooks/")] == [
         "notebooks/01_cnn_from_scratch", "notebooks/02_transfer_learning",
-        "notebooks/03_vision_transformer", "notebooks/04_severstal_pipeline"]
+        "notebooks/03_vision_transformer", "notebooks/04_severstal_pipeline", "notebooks/05_inspection"]
     assert len(names) == len(set(names)), "a page is listed twice in _toc.yml"
     for name in names:
         if not name.startswith("notebooks/"):
