@@ -30,7 +30,6 @@ before its data is loaded. ``book/setup.md`` states the rule for readers.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import textwrap
@@ -217,30 +216,23 @@ def _answers(host: str, port: int, timeout: float = 3.0) -> bool:
 
 
 def kaggle_credentials() -> bool:
-    """Whether Kaggle credentials are set where kagglehub looks for them (without checking them).
+    """Whether kagglehub finds Kaggle credentials (without checking them with Kaggle).
+
+    kagglehub looks in ``KAGGLE_API_TOKEN``, ``KAGGLE_USERNAME`` and ``KAGGLE_KEY``,
+    ``~/.kaggle/kaggle.json`` (or ``$KAGGLE_CONFIG_DIR``) and, in Colab, the notebook's secrets.
+    A credentials file kagglehub cannot read counts as no credentials.
 
     Examples
     --------
     >>> isinstance(kaggle_credentials(), bool)
     True
     """
-    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
-        return True
-    folder = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle").expanduser()
-    for name in ("kaggle.json", "access_token"):
-        try:
-            text = (folder / name).read_text(encoding="utf-8").strip()
-        except OSError:
-            continue
-        if name == "access_token" and text:
-            return True
-        try:
-            entry = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("username") and entry.get("key"):
-            return True
-    return False
+    from kagglehub.config import get_kaggle_credentials
+
+    try:
+        return get_kaggle_credentials() is not None
+    except ValueError:  # a kaggle.json that is not JSON or lacks "username" or "key"
+        return False
 
 
 def seed_everything(seed: int | None = None) -> int:
