@@ -303,13 +303,7 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
     rows: list[dict] = []
     problems: list[str] = []
     if layout == "kaggle":
-        _loose_images(folder, problems, f"in {folder.name}/ beside the split folders")
-        for split_dir in (p for p in _entries(folder) if p.is_dir()):
-            split = SPLITS.get(split_dir.name.lower())
-            if split is None:
-                _unused_folder(split_dir, "the folder name is not a split (expected train, validation or test; "
-                                          "rename it or move it out)", problems)
-                continue
+        for split_dir, split in _split_dirs(folder, problems):
             if not (split_dir / "images").is_dir():
                 _unused_folder(split_dir, "the split folder has no images/ folder (put the class folders "
                                           "in images/)", problems)
@@ -321,13 +315,7 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
                                       "into images/)", problems)
             rows += _rows_from_class_dirs(split_dir / "images", split, problems)
     elif layout == "split-tree":
-        _loose_images(folder, problems, f"in {folder.name}/ beside the split folders")
-        for split_dir in (p for p in _entries(folder) if p.is_dir()):
-            split = SPLITS.get(split_dir.name.lower())
-            if split is None:
-                _unused_folder(split_dir, "the folder name is not a split (expected train, validation or test; "
-                                          "rename it or move it out)", problems)
-                continue
+        for split_dir, split in _split_dirs(folder, problems):
             rows += _rows_from_class_dirs(split_dir, split, problems)
     elif layout == "class-tree":
         rows = _rows_from_class_dirs(folder, "train", problems)
@@ -350,9 +338,26 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
             raise DataError(f"{folder} has no validation split, and index_neu {error}. Add a validation/ "
                             "split folder, or more training images") from None
     files["label"] = files["class_name"].map(CLASS_NAMES.index)
+    return _in_order(files)[["path", "class_name", "label", "split"]]
+
+
+def _in_order(files: pd.DataFrame) -> pd.DataFrame:
+    """The rows sorted by split (train, validation, test), then label, then path, renumbered."""
     order = {"train": 0, "validation": 1, "test": 2}
     files = files.sort_values(["split", "label", "path"], key=lambda c: c.map(order) if c.name == "split" else c)
-    return files[["path", "class_name", "label", "split"]].reset_index(drop=True)
+    return files.reset_index(drop=True)
+
+
+def _split_dirs(folder: Path, problems: list[str]):
+    """Yield ``(folder, split)`` for each split folder; loose images and other folders go to ``problems``."""
+    _loose_images(folder, problems, f"in {folder.name}/ beside the split folders")
+    for split_dir in (p for p in _entries(folder) if p.is_dir()):
+        split = SPLITS.get(split_dir.name.lower())
+        if split is None:
+            _unused_folder(split_dir, "the folder name is not a split (expected train, validation or test; "
+                                      "rename it or move it out)", problems)
+        else:
+            yield split_dir, split
 
 
 def _make_validation_split(files: pd.DataFrame, seed: int, fraction: float) -> pd.DataFrame:
@@ -395,9 +400,7 @@ def with_test_split(data: NEUData, validation_fraction: float = 0.2, seed: int |
     files = data.files.copy()
     files.loc[files["split"] == "validation", "split"] = "test"
     files = _make_validation_split(files, seed, validation_fraction)
-    order = {"train": 0, "validation": 1, "test": 2}
-    files = files.sort_values(["split", "label", "path"], key=lambda c: c.map(order) if c.name == "split" else c)
-    return NEUData(data.root, data.source, files.reset_index(drop=True), data.class_names)
+    return NEUData(data.root, data.source, _in_order(files), data.class_names)
 
 
 def class_counts(data: NEUData) -> pd.DataFrame:
