@@ -1,0 +1,52 @@
+"""House rules of the notebooks that a reader sees (see CONTRIBUTING.md): little plumbing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# Lines that serve the machinery, not the lesson: the settings, warnings filters and asserts.
+PLUMBING_LINE = re.compile(r"\s*(assert |warnings\.|import warnings\b|cfg = settings\(|print\(cfg\)|"
+                           r"(seed = )?seed_everything\()")
+
+
+def plumbing_share(notebook: Path) -> tuple[int, int]:
+    """(plumbing lines, code lines) of a notebook, blank lines and comments not counted.
+
+    Plumbing: the install cell (the first code cell), cells the site removes (``remove-cell``) or that
+    only check facts for CI (``# NBVAL_CHECK_OUTPUT``), and settings, warnings and assert lines elsewhere.
+    """
+    cells = [c for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    plumbing = total = 0
+    for number, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        lines = [line for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        total += len(lines)
+        if number == 0 or "remove-cell" in cell["metadata"].get("tags", []) or "NBVAL_CHECK_OUTPUT" in source:
+            plumbing += len(lines)
+        else:
+            plumbing += sum(1 for line in lines if PLUMBING_LINE.match(line))
+    return plumbing, total
+
+
+def test_the_rule_counts_what_it_should(tmp_path):
+    cell = lambda source, tags=(): {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": source}
+    notebook = tmp_path / "00_toy.ipynb"
+    notebook.write_text(json.dumps({"cells": [
+        cell("import sys\nprint(sys.version)\n"),                      # install cell: 2 of plumbing
+        cell("cfg = settings()\nprint(cfg)\nx = 1\n# a comment\n"),      # 2 of 3
+        cell("assert x == 1\n", ["remove-cell"]),                      # 1 of 1
+        cell("y = x + 1\nz = y * 2\nassert z == 4\n"),                  # 1 of 3
+        {"cell_type": "markdown", "metadata": {}, "source": "assert nothing"},
+    ]}))
+    assert plumbing_share(notebook) == (6, 9)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_plumbing_is_at_most_15_percent_of_the_code(notebook):
+    plumbing, total = plumbing_share(notebook)
+    assert plumbing / total <= 0.15, f"{notebook.name}: {plumbing} of {total} code lines are plumbing"
