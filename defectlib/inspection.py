@@ -75,6 +75,7 @@ def grad_cam(model, images: np.ndarray, classes: np.ndarray | None = None, featu
     features_model = keras.Model(model.inputs[0], [model.get_layer(feature_layer).output, model.outputs[0]])
     x = tf.convert_to_tensor(np.asarray(images, "float32"))
     with tf.GradientTape() as tape:
+        tape.watch(x)  # else a feature layer with no weights before it is not on the tape
         features, outputs = features_model(x, training=False)
         picked = outputs.numpy().argmax(axis=1) if classes is None else np.asarray(classes)
         score = tf.gather(outputs, picked, axis=1, batch_dims=1)

@@ -50,6 +50,25 @@ def test_the_map_maximum_lands_in_the_synthetic_defect_box():
     assert game["random"].tolist() == [64 / 1024, 64 / 1024]
 
 
+def test_grad_cam_points_at_the_defect_and_matches_cam_for_a_gap_head():
+    """With a GAP head the gradient is the same at every position, so Grad-CAM is CAM scaled per image."""
+    images = np.zeros((2, 32, 32, 1), "float32")
+    images[0, 20:28, 4:12] = 255
+    images[1, 0:8, 24:32] = 255
+    images[1, 16:20, 0:4] = 100    # a fainter second spot: the peak must stay on the bright one
+    boxes = [np.array([[4, 20, 11, 27]]), np.array([[24, 0, 31, 7]])]
+    model = _spot_detector()
+    maps = ins.grad_cam(model, images, np.ones(2, int), feature_layer="features")
+    game = ins.pointing_game(ins.map_peaks(maps, (32, 32)), boxes, (32, 32))
+    assert game["map"].all()
+    cams = ins.class_activation_maps(model, images, np.ones(2, int))
+    for grad, cam in zip(maps, cams):
+        ratio = grad[cam > 0] / cam[cam > 0]
+        assert ratio.min() > 0 and np.allclose(ratio, ratio[0], rtol=1e-4)
+    # For the other class the gradient is negative everywhere, and the ReLU leaves nothing.
+    assert not ins.grad_cam(model, images, np.zeros(2, int), feature_layer="features").any()
+
+
 def test_the_pointing_game_refuses_images_without_a_box():
     with pytest.raises(ValueError, match="no box"):
         ins.pointing_game(np.zeros((1, 2)), [np.zeros((0, 4), int)], (10, 10))
