@@ -12,7 +12,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 COLAB_PINS := constraints/colab.txt
 COLAB_VENV := _build/colab-venv
 COLAB_BIN  := $(COLAB_VENV)/bin
-NBVAL      := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=15
+# Two test processes: on 2 cores they overlap one notebook's graph building (single-threaded Python)
+# with another's training; --dist loadfile keeps each notebook (and each test file) in one process.
+PARALLEL   := -n 2 --dist loadfile
+NBVAL      := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=15 $(PARALLEL)
 
 .PHONY: help install test test-colab unit notebooks book book-check lab bench repo-url clean
 
@@ -42,7 +45,7 @@ install: $(STAMP)
 test: unit notebooks book-check
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests defectlib tools -p no:cacheprovider --ignore=tests/test_site.py
+	$(BIN)/python -m pytest tests defectlib tools -p no:cacheprovider --ignore=tests/test_site.py $(PARALLEL)
 
 notebooks: $(STAMP)
 	DEFECTLIB_FAST=1 $(BIN)/python -m pytest notebooks $(NBVAL)
@@ -62,7 +65,7 @@ test-colab:
 	$(COLAB_BIN)/python -m pip freeze > $(COLAB_VENV)/after.txt
 	$(COLAB_BIN)/python tools/check_pins.py $(COLAB_PINS) $(COLAB_VENV)/before.txt $(COLAB_VENV)/after.txt
 	$(COLAB_BIN)/python tests/test_install.py
-	$(COLAB_BIN)/python -m pip install --quiet -c $(COLAB_PINS) "pytest>=8,<10" "nbval>=0.11,<0.12" "ipykernel>=6.29,<8"
+	$(COLAB_BIN)/python -m pip install --quiet -c $(COLAB_PINS) "pytest>=8,<10" "pytest-xdist>=3.5,<4" "nbval>=0.11,<0.12" "ipykernel>=6.29,<8"
 	DEFECTLIB_FAST=1 $(COLAB_BIN)/python -m pytest notebooks $(NBVAL)
 
 # The whole site, notebooks executed (cached in _build/.jupyter_cache), warnings are errors.

@@ -311,3 +311,32 @@ def test_real_neu_is_found_with_six_classes(shared_data, monkeypatch):
     assert set(data.files["class_name"]) == set(CLASS_NAMES)
     boxes = read_boxes(shared_data / "NEU-DET")
     assert boxes["file"].nunique() == 1800 and set(boxes["class_name"]) == set(CLASS_NAMES)
+
+
+
+def test_the_stand_in_appears_only_when_complete(tmp_path, monkeypatch):
+    """Notebooks run in parallel (make test) share one data home: no one may see a half-written set."""
+    out = tmp_path / "NEU-DET"
+    (out / "train").mkdir(parents=True)          # left unfinished by an interrupted run: no marker
+    draw = neu._draw_defect
+    seen = []
+
+    def watching(*args, **kwargs):
+        seen.append(any(out.rglob("*.jpg")))
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(neu, "_draw_defect", watching)
+    assert neu.make_synthetic_neu(tmp_path, per_class=3) == out
+    assert len(seen) == 18 and not any(seen)     # nothing is written where readers look
+    assert len(index_neu(out)) == 18 and [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]
+
+
+def test_two_processes_making_the_stand_in_at_once_both_get_a_complete_set(tmp_path):
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        roots = pool.starmap(neu.make_synthetic_neu, [(tmp_path, 20), (tmp_path, 20)])
+    assert roots[0] == roots[1] == tmp_path / "NEU-DET"
+    files = index_neu(roots[0])
+    assert len(files) == 120 and [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]
+    assert all(neu.decode_image_file(path).shape[:2] == (200, 200) for path in files["path"])
