@@ -74,13 +74,14 @@ test-colab:
 # MPLBACKEND is unset so that the kernel uses its inline backend: with Agg (exported above for
 # the tests) figures would be drawn but never shown on the pages.
 # The notebook cache is keyed on the code only: when the run settings change (full, fast or demo
-# mode, data folders; see defectlib.config.settings) it is cleared, so that the pages never show
-# the outputs of another mode.
+# mode, data folders, whether data and weights can be had; see defectlib.config.settings) it is
+# cleared, so that the pages never show the outputs of another mode.
 BOOK_MODE := _build/book-mode.txt
 book: $(STAMP)
 	@mkdir -p _build
-	@$(BIN)/python -c "from defectlib.config import settings; s = settings(); \
-		print('demo' if s.demo else 'fast' if s.fast else 'full', repr(s))" > $(BOOK_MODE).new
+	@$(BIN)/python -c "from defectlib.config import NEEDS, settings; s = settings(); \
+		print('demo' if s.demo else 'fast' if s.fast else 'full', repr(s), repr(settings(needs=NEEDS).demo_reason))" \
+		> $(BOOK_MODE).new
 	@if ! cmp -s $(BOOK_MODE).new $(BOOK_MODE); then echo "run settings changed: clearing _build/.jupyter_cache"; \
 		rm -rf _build/.jupyter_cache; fi
 	@mv $(BOOK_MODE).new $(BOOK_MODE)
