@@ -194,7 +194,6 @@ def frozen_base(model, trainable_count: Any) -> str:
     return report(trainable_count, hint)
 
 
-
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 
