@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import socket
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -263,3 +263,51 @@ def banner(*lines: str) -> None:
     """
     bar = "=" * 78
     print("\n".join([bar, *lines, bar]), flush=True)
+
+
+def write_complete(out: str | Path, write: Callable[[Path], None], marker: str) -> Path:
+    """Make the folder ``out`` with ``write(folder)``, so that no reader ever sees it half-written.
+
+    ``write`` fills a fresh temporary folder beside ``out`` and writes the file
+    ``marker`` last; the folder is then renamed to ``out`` in one step. Two
+    processes making the same folder at once (notebooks or tests in parallel) both
+    return the complete one. A complete ``out`` (``marker`` present) is reused as
+    it is; an empty one is replaced; a non-empty ``out`` without the marker is
+    never deleted: that raises a :class:`~defectlib.errors.DataError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "set"
+    >>> write_complete(out, lambda d: (d / "DONE").write_text("ok"), marker="DONE").name
+    'set'
+    >>> write_complete(out, lambda d: 1 / 0, marker="DONE") == out   # complete: reused, write not called
+    True
+    """
+    import shutil
+    import tempfile
+
+    from .errors import DataError
+
+    out = Path(out)
+    if (out / marker).is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        write(work)
+        if not (work / marker).is_file():
+            raise RuntimeError(f"write_complete: the writer did not write {marker} in {work}")
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        elif out.exists() and not (out / marker).is_file():
+            raise DataError(f"{out} exists and is not a complete generated set (it has no {marker}): "
+                            "remove it, or choose another folder")
+        try:
+            work.rename(out)
+        except OSError:
+            if not (out / marker).is_file():  # not a concurrent writer that finished first
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # gone already when the rename succeeded
+    return out

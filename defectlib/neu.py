@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from defectlib.config import banner, settings
+from defectlib.config import banner, settings, write_complete
 from defectlib.errors import DataError, raise_all
 
 CLASS_NAMES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
@@ -741,31 +739,22 @@ def make_synthetic_neu(root: str | Path, per_class: int = 300, seed: int = 0, si
     >>> sorted(p.name for p in (root / "train" / "images").iterdir())[:3]
     ['crazing', 'inclusion', 'patches']
     """
-    out = Path(root) / "NEU-DET"
-    if (out / SYNTHETIC_MARKER).exists():
-        return out
-    # Written into a temporary folder and renamed when complete, so that two processes making the
-    # same set at once (two notebooks, or tests in parallel) never read a half-written image.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".NEU-DET-", dir=out.parent))
     n_val = max(1, round(per_class * validation_fraction))
-    for k, name in enumerate(CLASS_NAMES):
-        for i in range(1, per_class + 1):
-            rng = np.random.default_rng([seed, k, i])
-            image, boxes = _draw_defect(name, rng, size)
-            split = "validation" if i > per_class - n_val else "train"
-            filename = f"{name}_{i}.jpg"
-            image_dir, xml_dir = work / split / "images" / name, work / split / "annotations"
-            image_dir.mkdir(parents=True, exist_ok=True)
-            xml_dir.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(image_dir / filename), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            (xml_dir / f"{name}_{i}.xml").write_text(_voc_xml(filename, name, size, boxes))
-    (work / SYNTHETIC_MARKER).write_text(f"Synthetic NEU stand-in made by defectlib: per_class={per_class} "
-                                         f"seed={seed} size={size}. Not real data.\n")
-    if out.exists() and not (out / SYNTHETIC_MARKER).exists():
-        shutil.rmtree(out, ignore_errors=True)  # left unfinished by an interrupted run
-    try:
-        work.rename(out)
-    except OSError:  # another process finished the same set first
-        shutil.rmtree(work, ignore_errors=True)
-    return out
+
+    def write(folder: Path) -> None:
+        for k, name in enumerate(CLASS_NAMES):
+            for i in range(1, per_class + 1):
+                rng = np.random.default_rng([seed, k, i])
+                image, boxes = _draw_defect(name, rng, size)
+                split = "validation" if i > per_class - n_val else "train"
+                filename = f"{name}_{i}.jpg"
+                image_dir, xml_dir = folder / split / "images" / name, folder / split / "annotations"
+                image_dir.mkdir(parents=True, exist_ok=True)
+                xml_dir.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(image_dir / filename), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                (xml_dir / f"{name}_{i}.xml").write_text(_voc_xml(filename, name, size, boxes))
+        (folder / SYNTHETIC_MARKER).write_text(f"Synthetic NEU stand-in made by defectlib: per_class={per_class} "
+                                               f"seed={seed} size={size}. Not real data.\n")
+
+    # Written whole, then renamed (write_complete): parallel notebooks never read a half-written set.
+    return write_complete(Path(root) / "NEU-DET", write, SYNTHETIC_MARKER)

@@ -159,6 +159,38 @@ def clean_masks(probabilities: np.ndarray, threshold: float | Sequence[float] = 
     return masks
 
 
+def choose_min_area(true_masks: np.ndarray, probabilities: np.ndarray, candidates: Sequence[int],
+                    threshold: float | Sequence[float] = 0.5) -> list[int]:
+    """For each class, the candidate ``min_area`` of :func:`clean_masks` with the best mean Dice.
+
+    Choose it on *validation* images, defect-free ones included (they are the pairs
+    a stray mask costs). ``true_masks`` and ``probabilities`` are ``(n, h, w,
+    classes)`` at the same resolution, and the areas are in pixels of that
+    resolution (scale them to another one by the ratio of pixel counts). Each
+    class's mean Dice over its pairs (:func:`defectlib.losses.kaggle_mean_dice`)
+    is computed for every candidate; ties go to the smallest area.
+
+    Examples
+    --------
+    >>> truth = np.zeros((2, 4, 4, 1), "uint8"); truth[0, :2, :2] = 1       # image 1: a 4-pixel defect
+    >>> p = np.zeros((2, 4, 4, 1)); p[0, :2, :2] = 0.9; p[1, 3, :2] = 0.8  # image 2: a 2-pixel false alarm
+    >>> choose_min_area(truth, p, candidates=[0, 3, 5])                    # 3 keeps the defect, drops the alarm
+    [3]
+    """
+    from .losses import kaggle_mean_dice
+
+    true_masks, probabilities = np.asarray(true_masks), np.asarray(probabilities)
+    if true_masks.shape != probabilities.shape or true_masks.ndim != 4:
+        raise ValueError(f"expected two (n, h, w, classes) arrays of one shape, got {true_masks.shape} and "
+                         f"{probabilities.shape}")
+    candidates = sorted(int(c) for c in candidates)
+    if not candidates:
+        raise ValueError("choose_min_area: no candidate areas")
+    dice = np.array([kaggle_mean_dice(true_masks, clean_masks(probabilities, threshold, min_area=c), per_class=True)
+                     for c in candidates])                         # (candidates, classes)
+    return [candidates[i] for i in np.argmax(dice, axis=0)]         # argmax: the first (smallest) of ties
+
+
 def upsample(probabilities: np.ndarray, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> np.ndarray:
     """Resize one ``(h, w, classes)`` probability map to ``shape`` (height, width), bilinearly.
 

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .config import banner, settings
+from .config import banner, settings, write_complete
 from .errors import DataError, raise_all
 from .neu import decode_image_file
 from .rle import SEVERSTAL_SHAPE, parse_rle, rle_encode, rles_to_masks
@@ -112,11 +112,9 @@ def _default_synthetic_size() -> int:
 def _synthetic_set() -> SeverstalData:
     n_images, seed = _default_synthetic_size(), 0
     root = settings().data_home / "synthetic" / f"severstal-{n_images}-seed{seed}"
-    if not (root / SYNTHETIC_MARKER).is_file():
-        if root.exists():  # left half-written by an interrupted run
-            shutil.rmtree(root)
-        make_synthetic_severstal(root, n_images=n_images, seed=seed)
-    return _layout(root, "synthetic")
+    if root.exists() and not (root / SYNTHETIC_MARKER).is_file():
+        shutil.rmtree(root)  # the course's own cache, left half-written by an older version
+    return _layout(make_synthetic_severstal(root, n_images=n_images, seed=seed), "synthetic")
 
 
 def find_severstal(path: str | Path | None = None) -> SeverstalData:
@@ -713,7 +711,9 @@ def make_synthetic_severstal(
     the height; 3 narrow dark or bright vertical bands over the whole height, or
     (one in four) a long irregular patch; 4 one to three large dark blotches. The
     steel has vertical rolling streaks. Same seed, same bytes. ``n_images``
-    defaults to 800 (24 in fast mode). ``SYNTHETIC.txt`` is written last.
+    defaults to 800 (24 in fast mode). The set is written into a temporary folder,
+    ``SYNTHETIC.txt`` last, and renamed to ``root`` when complete; a complete
+    ``root`` is reused as it is.
 
     Examples
     --------
@@ -725,39 +725,42 @@ def make_synthetic_severstal(
     5
     """
     n_images = _default_synthetic_size() if n_images is None else n_images
-    rng = np.random.default_rng(seed)
-    root = Path(root)
-    images_dir = root / "train_images"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    ids: list[str] = []
-    while len(ids) < n_images:
-        name = f"{int(rng.integers(16**9)):09x}.jpg"
-        if name not in ids:
-            ids.append(name)
-    # Shares as in Kaggle's training set (defect_and_no_defect.csv): 47 % defect-free, 3.4 % with two
-    # classes (6.4 % of the defective images); masks 73 % class 3, 13 % class 1, 11 % class 4, 3 % class 2.
-    n_free, n_two = round(0.47 * n_images), round(0.034 * n_images)
-    one = [3, 1, 3, 4, 3, 2, 3, 3, 1, 3, 4, 3, 3, 3, 1, 3, 3, 3, 3, 3]
-    two = [(3, 4), (1, 3), (3, 4), (3, 4), (1, 3), (3, 4), (1, 2)]
-    plans = [()] * n_free + [(one[i % len(one)],) for i in range(n_images - n_free - n_two)]
-    plans += [two[i % len(two)] for i in range(n_two)]
-    rows = []
-    for i in rng.permutation(n_images):
-        name, image = ids[i], _steel(rng, height, width)
-        for cls in plans[i]:
-            mask, change = _defect(cls, rng, height, width)
-            image += mask * (change + rng.normal(0, 6, mask.shape)).astype(np.float32)
-            rows.append((name, cls, rle_encode(mask)))
-        grey = np.clip(image, 0, 255).astype(np.uint8)
-        cv2.imwrite(str(images_dir / name), np.dstack([grey] * 3), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    table = pd.DataFrame(rows, columns=["ImageId", "ClassId", "EncodedPixels"])
-    table.sort_values(["ImageId", "ClassId"]).to_csv(root / "train.csv", index=False)
-    (root / SYNTHETIC_MARKER).write_text(
-        f"SYNTHETIC stand-in for the Severstal data, made by defectlib.severstal.make_synthetic_severstal"
-        f"(n_images={n_images}, seed={seed}, height={height}, width={width}).\n"
-        "Numbers computed on it are not real results.\n"
-    )
-    return root
+
+    def write(folder: Path) -> None:
+        rng = np.random.default_rng(seed)
+        images_dir = folder / "train_images"
+        images_dir.mkdir()
+        ids: list[str] = []
+        while len(ids) < n_images:
+            name = f"{int(rng.integers(16**9)):09x}.jpg"
+            if name not in ids:
+                ids.append(name)
+        # Shares as in Kaggle's training set (defect_and_no_defect.csv): 47 % defect-free, 3.4 % with two
+        # classes (6.4 % of the defective images); masks 73 % class 3, 13 % class 1, 11 % class 4, 3 % class 2.
+        n_free, n_two = round(0.47 * n_images), round(0.034 * n_images)
+        one = [3, 1, 3, 4, 3, 2, 3, 3, 1, 3, 4, 3, 3, 3, 1, 3, 3, 3, 3, 3]
+        two = [(3, 4), (1, 3), (3, 4), (3, 4), (1, 3), (3, 4), (1, 2)]
+        plans = [()] * n_free + [(one[i % len(one)],) for i in range(n_images - n_free - n_two)]
+        plans += [two[i % len(two)] for i in range(n_two)]
+        rows = []
+        for i in rng.permutation(n_images):
+            name, image = ids[i], _steel(rng, height, width)
+            for cls in plans[i]:
+                mask, change = _defect(cls, rng, height, width)
+                image += mask * (change + rng.normal(0, 6, mask.shape)).astype(np.float32)
+                rows.append((name, cls, rle_encode(mask)))
+            grey = np.clip(image, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(images_dir / name), np.dstack([grey] * 3), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        table = pd.DataFrame(rows, columns=["ImageId", "ClassId", "EncodedPixels"])
+        table.sort_values(["ImageId", "ClassId"]).to_csv(folder / "train.csv", index=False)
+        (folder / SYNTHETIC_MARKER).write_text(
+            f"SYNTHETIC stand-in for the Severstal data, made by defectlib.severstal.make_synthetic_severstal"
+            f"(n_images={n_images}, seed={seed}, height={height}, width={width}).\n"
+            "Numbers computed on it are not real results.\n"
+        )
+
+    # Written whole, then renamed (write_complete): parallel notebooks never read a half-written set.
+    return write_complete(root, write, SYNTHETIC_MARKER)
 
 
 # ---------------------------------------------------------------------------- statistics

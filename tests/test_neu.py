@@ -317,18 +317,27 @@ def test_real_neu_is_found_with_six_classes(shared_data, monkeypatch):
 def test_the_stand_in_appears_only_when_complete(tmp_path, monkeypatch):
     """Notebooks run in parallel (make test) share one data home: no one may see a half-written set."""
     out = tmp_path / "NEU-DET"
-    (out / "train").mkdir(parents=True)          # left unfinished by an interrupted run: no marker
     draw = neu._draw_defect
     seen = []
 
     def watching(*args, **kwargs):
-        seen.append(any(out.rglob("*.jpg")))
+        seen.append(out.exists())
         return draw(*args, **kwargs)
 
     monkeypatch.setattr(neu, "_draw_defect", watching)
     assert neu.make_synthetic_neu(tmp_path, per_class=3) == out
     assert len(seen) == 18 and not any(seen)     # nothing is written where readers look
     assert len(index_neu(out)) == 18 and [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]
+
+
+def test_a_folder_that_is_not_a_complete_stand_in_is_never_deleted(tmp_path):
+    mine = tmp_path / "NEU-DET" / "train"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my own file")
+    with pytest.raises(DataError, match=r"NEU-DET exists and is not a complete generated set"):
+        neu.make_synthetic_neu(tmp_path, per_class=2)
+    assert (mine / "notes.txt").read_text() == "my own file"
+    assert [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]   # no temporary folder left behind
 
 
 def test_two_processes_making_the_stand_in_at_once_both_get_a_complete_set(tmp_path):

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from defectlib.losses import dice_coefficient, focal_tversky_loss, kaggle_mean_dice, tversky_index
-from defectlib.segmentation import CaffePreprocess, defect_classifier, resunet
+from defectlib.segmentation import CaffePreprocess, defect_classifier, resunet, small_gate
 from defectlib.pipeline import (
+    choose_min_area,
     choose_threshold,
     clean_masks,
     predict_two_stage,
@@ -83,6 +84,21 @@ def test_clean_masks_removes_small_regions_and_small_classes():
     assert clean_masks(p[None], 0.5).shape == (1, 20, 30, 4)
     with pytest.raises(ValueError, match="one per class"):
         clean_masks(p, threshold=[0.5, 0.5])
+
+
+def test_choose_min_area_picks_each_class_on_its_own_and_the_smallest_of_ties():
+    truth = np.zeros((3, 8, 8, 2), "uint8")
+    p = np.zeros((3, 8, 8, 2))
+    truth[0, :4, :4, 0] = 1; p[0, :4, :4, 0] = 0.9      # class 1: a true 16-pixel defect...
+    p[1, 0, :5, 0] = 0.9                                # ...and a 5-pixel false alarm: 6 to 16 are best
+    truth[2, :, :2, 1] = 1; p[2, :, :2, 1] = 0.9        # class 2: one true 16-pixel defect, no false alarm
+    assert choose_min_area(truth, p, candidates=[20, 0, 6, 10]) == [6, 0]
+    chosen = [clean_masks(p, min_area=a) for a in (0, 6)]
+    assert kaggle_mean_dice(truth[..., :1], chosen[1][..., :1]) > kaggle_mean_dice(truth[..., :1], chosen[0][..., :1])
+    with pytest.raises(ValueError, match="one shape"):
+        choose_min_area(truth, p[:2], candidates=[0])
+    with pytest.raises(ValueError, match="no candidate"):
+        choose_min_area(truth, p, candidates=[])
 
 
 def test_submission_csv_round_trips_through_the_rle_decoder(tmp_path: Path):
@@ -234,6 +250,25 @@ def test_classifier_base_is_really_frozen():
     head = {w.path.split("/")[0] for w in model.trainable_weights}
     assert head == {"hidden", "defect"}
     assert 0 < model.count_params() - sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_small_gate_finds_a_small_mark_anywhere_and_loads_in_safe_mode(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(128, 8, (160, 32, 96, 3)).astype("float32")
+    y = np.arange(160) % 2                                 # every other image has a dark 4x4 mark, anywhere
+    for i in np.flatnonzero(y):
+        r, c = rng.integers(0, 28), rng.integers(0, 92)
+        x[i, r:r + 4, c:c + 4] -= 60
+    keras.utils.set_random_seed(0)
+    model = small_gate((32, 96, 3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+    model.fit(x[:128], y[:128], batch_size=16, epochs=15, verbose=0)
+    held_out = model.predict(x[128:], verbose=0).ravel()
+    assert np.mean((held_out >= 0.5) == y[128:]) >= 0.9    # 32 images it never saw
+    path = tmp_path / "gate.keras"
+    model.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(again.predict(x[128:], verbose=0).ravel(), held_out, rtol=1e-5, atol=1e-6)
 
 
 def test_caffe_preprocess_is_resnet50_preprocessing_and_loads_in_safe_mode(tmp_path: Path):

@@ -66,6 +66,18 @@ def test_synthetic_data_is_deterministic(tmp_path: Path) -> None:
     assert (a / "train.csv").read_bytes() != (c / "train.csv").read_bytes()
 
 
+def test_two_processes_making_the_same_stand_in_both_get_it_complete(tmp_path: Path) -> None:
+    import multiprocessing
+
+    root = tmp_path / "s"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        roots = pool.starmap(make_synthetic_severstal, [(root, 6, 1, 64, 400)] * 2)
+    assert roots == [root, root] and [p.name for p in tmp_path.iterdir()] == ["s"]   # no temporary folder left
+    assert len(list_images(root / "train_images")) == 6 and (root / "SYNTHETIC.txt").is_file()
+    assert make_synthetic_severstal(root, n_images=99) == root                      # complete: reused, not rewritten
+    assert len(list_images(root / "train_images")) == 6
+
+
 def test_synthetic_data_has_the_real_format_and_all_cases(synthetic: Path, notes: pd.DataFrame) -> None:
     names = list_images(synthetic / "train_images")
     assert len(names) == 24 and all(re.fullmatch(r"[0-9a-f]{9}\.jpg", n) for n in names)
