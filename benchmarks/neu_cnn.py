@@ -16,7 +16,8 @@ Goal: mean >= 99.5 %, worst >= 99.2 %, every run <= 120 s of training.
 (``defectlib.cnn.ABLATION_STEPS``), each trained ``--ablation-epochs`` epochs and evaluated on
 the validation split; accuracy and time per epoch per row.
 
-Run: ``python benchmarks/neu_cnn.py [--part seeds|ablation|all] [--epochs N] [--fast]``.
+Run: ``python benchmarks/neu_cnn.py [--part seeds|ablation|all] [--epochs N] [--fast]``;
+``--part ablation --rows "batch norm"`` runs only the rows whose label contains that text.
 ``--fast`` is a smoke test (20 images per class, 1 epoch, 2 seeds): its numbers mean nothing.
 Data: ``$DEFECTLIB_NEU_DIR``, else ``../shared/data/NEU-DET``; without it the script says so and
 exits 0. Other work on the machine slows the timings: the load average is printed.
@@ -55,7 +56,8 @@ def fit(model, train_ds, epochs: int, learning_rate, callbacks=()) -> dict:
     timer = epoch_timer()
     start = time.perf_counter()
     model.fit(train_ds, epochs=epochs, verbose=0, callbacks=[timer, *callbacks])
-    return {"train_s": time.perf_counter() - start, "epoch_s": float(np.median(timer.seconds)), "epochs": epochs}
+    return {"train_s": time.perf_counter() - start, "epoch_s": float(np.median(timer.seconds)), "epochs": epochs,
+            "epoch_range": (min(timer.seconds), max(timer.seconds))}
 
 
 def accuracy(model, dataset) -> tuple[float, int, int]:
@@ -114,7 +116,7 @@ def part_seeds(data, epochs: int, seeds: list[int], seed_epochs: int) -> None:
     print(f"goal (mean >= 99.5 %, worst >= 99.2 %, every run <= 120 s of training): {'met' if goal else 'NOT met'}")
 
 
-def part_ablation(data, epochs: int, seed: int) -> None:
+def part_ablation(data, epochs: int, seed: int, only: str | None = None) -> None:
     import keras
 
     from defectlib.cnn import ABLATION_STEPS, ablation_cnn, cosine_with_warmup, seed_schedule
@@ -125,6 +127,8 @@ def part_ablation(data, epochs: int, seed: int) -> None:
     pipelines = {}
     rows = []
     for i, (label, changes) in enumerate(ABLATION_STEPS):
+        if only and only not in label:
+            continue
         color = "grayscale" if changes.get("native") else "rgb"
         if color not in pipelines:
             pipelines[color] = neu_datasets(data, color=color, batch_size=BATCH_SIZE, seed=seed)
@@ -138,7 +142,8 @@ def part_ablation(data, epochs: int, seed: int) -> None:
         r["acc"], r["wrong"], r["n"] = accuracy(model, val)
         rows.append((label, model.count_params(), r))
         print(f"{label:<28}{model.count_params():>12,}  val {r['acc']:.2%} ({r['wrong']}/{r['n']} wrong)  "
-              f"{r['epoch_s']:.2f} s per epoch  [{machine_load()}]", flush=True)
+              f"{r['epoch_s']:.2f} s per epoch (median; epochs from {r['epoch_range'][0]:.1f} to "
+              f"{r['epoch_range'][1]:.1f} s)  [{machine_load()}]", flush=True)
     base = rows[0][2]["epoch_s"]
     print(f"\n{'step':<28}{'parameters':>12}{'val acc':>9}{'s/epoch':>9}{'speed-up':>10}")
     for label, params, r in rows:
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--ablation-epochs", type=int, default=10)
     parser.add_argument("--seed-epochs", type=int, default=3, help="epochs of the seed model, for its time per epoch")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--rows", help="ablation: only the rows whose label contains this text (speed-up then "
+                                       "relative to the first of them)")
     parser.add_argument("--fast", action="store_true", help="smoke test: 20 images per class, 1 epoch, 2 seeds")
     args = parser.parse_args()
     root = require(Path(os.environ.get("DEFECTLIB_NEU_DIR") or shared_data() / "NEU-DET"))
@@ -169,7 +176,7 @@ def main() -> None:
     if args.part in ("seeds", "all"):
         part_seeds(data, args.epochs, [first + i for i in range(args.seeds)], args.seed_epochs)
     if args.part in ("ablation", "all"):
-        part_ablation(data, args.ablation_epochs, first)
+        part_ablation(data, args.ablation_epochs, first, args.rows)
     print("\nend:", machine_load())
 
 

@@ -161,16 +161,21 @@ def find_severstal(path: str | Path | None = None) -> SeverstalData:
 def list_images(images_dir: str | Path) -> list[str]:
     """Sorted file names of the images (``.jpg``, ``.jpeg``, ``.png``) in a folder.
 
+    Hidden files (names starting with ``.``, such as the ``._name.jpg`` files that
+    macOS leaves in a zip archive) are not images and are skipped, as in
+    :mod:`defectlib.neu`.
+
     Examples
     --------
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
-    >>> for name in ["b.jpg", "a.jpg", "notes.txt"]:
+    >>> for name in ["b.jpg", "a.jpg", "notes.txt", "._a.jpg"]:
     ...     _ = (folder / name).write_bytes(b"")
     >>> list_images(folder)
     ['a.jpg', 'b.jpg']
     """
-    return sorted(p.name for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p.name for p in Path(images_dir).iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 # ---------------------------------------------------------------------------- tables

@@ -288,6 +288,19 @@ def test_severstal_loads_a_jpeg_with_trailing_bytes_and_a_png_named_jpg(seversta
     np.testing.assert_array_equal(images.numpy()[1], opencv)  # the PNG holds OpenCV's decoding of the JPEG
 
 
+def test_macos_resource_forks_beside_severstal_images_are_skipped(severstal, tmp_path):
+    from defectlib.severstal import defect_table
+
+    images = Path(shutil.copytree(severstal / "train_images", tmp_path / "train_images"))
+    names = list_images(images)
+    for name in names:
+        (images / f"._{name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")   # what a zip made on macOS holds
+    assert list_images(images) == names
+    table = defect_table(images, read_train_csv(severstal / "train.csv"))
+    assert table["ImageId"].tolist() == names
+    check_images([str(images / n) for n in table["ImageId"]], (64, 400))    # and every listed file is an image
+
+
 # --------------------------------------------------------------------------- 7. clear errors
 
 
