@@ -92,7 +92,7 @@ def main() -> None:
                                     threshold_summary, warm_up)
     from defectlib.rle import SEVERSTAL_SHAPE
     from defectlib.segmentation import resunet, small_gate
-    from defectlib.severstal import (classifier_dataset, defect_table, list_images, make_synthetic_severstal,
+    from defectlib.severstal import (defect_table, list_images, make_synthetic_severstal,
                                      read_train_csv, segmentation_dataset, split_table)
 
     print(f"machine: {machine_load()}")
@@ -108,9 +108,13 @@ def main() -> None:
     print(f"SYNTHETIC data: {len(table)} images of 1600x256 ({table['label'].sum()} defective), made in "
           f"{seconds:.0f} s; split {len(train)}/{len(val)}/{len(test)}; models at {size[0]}x{size[1]}")
 
+    # Every training and validation image decoded once into memory (a few MB at this size), with its masks:
+    # the gates learn from all images and their labels, the ResUNet from the defective ones and their masks.
+    x_cls, masks = arrays(segmentation_dataset(images_dir, annotations, train["ImageId"].tolist(), size, batch))
+    x_cls_val, masks_val = arrays(segmentation_dataset(images_dir, annotations, val["ImageId"].tolist(), size, batch))
+    y_cls, y_cls_val = train["label"].to_numpy("float32"), val["label"].to_numpy("float32")
+
     # ---- stage 1: two gates, each with the highest threshold that keeps validation recall >= 0.99
-    x_cls, y_cls = arrays(classifier_dataset(images_dir, train, size, batch))
-    x_cls_val, y_cls_val = arrays(classifier_dataset(images_dir, val, size, batch))
     resnet, weights = build_classifier(size)
     gates = {"ResNet50 gate": (resnet, args.cls_epochs, f"ResNet50 weights {weights}"),
              "small gate": (small_gate((*size, 3)), args.gate_epochs, "small CNN from scratch")}
@@ -127,9 +131,8 @@ def main() -> None:
     segmenter = resunet((*size, 3), base_filters=args.base_filters)
     segmenter.compile(optimizer=keras.optimizers.Adam(learning_rate=args.seg_lr), loss=focal_tversky_loss(),
                       metrics=[tversky_index, dice_coefficient])
-    # Decoded once into memory (a few MB at this size) rather than from the JPEG files every epoch.
-    x_train, y_train = arrays(segmentation_dataset(images_dir, annotations, defective(train), size, batch))
-    x_val, y_val_masks = arrays(segmentation_dataset(images_dir, annotations, defective(val), size, batch))
+    x_train, y_train = x_cls[y_cls == 1], masks[y_cls == 1]
+    x_val, y_val_masks = x_cls_val[y_cls_val == 1], masks_val[y_cls_val == 1]
     # The weights of the epoch with the best validation loss are kept, as the lesson's EarlyStopping does.
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.seg_epochs, restore_best_weights=True)
     seconds, history = timed(segmenter.fit, x_train, y_train, batch_size=args.seg_batch, shuffle=True,
@@ -141,10 +144,9 @@ def main() -> None:
           f"(best validation loss), its validation Dice (defective images, {size[0]}x{size[1]}) "
           f"{logs['val_dice_coefficient'][kept]:.3f}")
     # Minimum area per class, chosen on every validation image (clean ones included), then scaled to 256x1600.
-    x_all_val, y_all_val = arrays(segmentation_dataset(images_dir, annotations, val["ImageId"].tolist(), size, batch))
     scale = SEVERSTAL_SHAPE[0] * SEVERSTAL_SHAPE[1] / (size[0] * size[1])    # full-size pixels per model pixel
     candidates = [round(a / scale) for a in (0, 500, 1000, 2000, 4000, 8000, 16000, 32000)]
-    min_area_small = choose_min_area(y_all_val, segmenter.predict(x_all_val, batch_size=batch, verbose=0), candidates)
+    min_area_small = choose_min_area(masks_val, segmenter.predict(x_cls_val, batch_size=batch, verbose=0), candidates)
     min_area = [round(a * scale) for a in min_area_small]
     print(f"minimum area per class chosen on validation: {min_area_small} pixels at {size[0]}x{size[1]} "
           f"= {min_area} at 256x1600")
