@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 # uv installs the packages (it downloads in parallel: several times faster than pip); pip installs only uv.
 # --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else writes the .pyc files
 # and each process would compile TensorFlow again on import (measured: 22 s instead of 8 s).
-UV_INSTALL = $(1)/python -m pip install --quiet --upgrade pip uv && $(1)/uv pip install --quiet --compile-bytecode --python $(1)/python
+UV_PIP     = $(1)/uv pip install --quiet --compile-bytecode --python $(1)/python
+UV_INSTALL = $(1)/python -m pip install --quiet --upgrade pip uv && $(call UV_PIP,$(1))
 # Synthetic data sets and outputs of test runs stay inside the checkout (git ignores them).
 export DEFECTLIB_DATA_HOME ?= $(CURDIR)/.defectlib-data
 export MPLBACKEND ?= Agg
@@ -67,7 +68,7 @@ test-colab:
 	$(COLAB_BIN)/python -m pip freeze > $(COLAB_VENV)/after.txt
 	$(COLAB_BIN)/python tools/check_pins.py $(COLAB_PINS) $(COLAB_VENV)/before.txt $(COLAB_VENV)/after.txt
 	$(COLAB_BIN)/python tests/test_install.py
-	$(COLAB_BIN)/uv pip install --quiet --compile-bytecode --python $(COLAB_BIN)/python -c $(COLAB_PINS) "pytest>=8,<10" "pytest-xdist>=3.5,<4" "nbval>=0.11,<0.12" "ipykernel>=6.29,<8"
+	$(call UV_PIP,$(COLAB_BIN)) -c $(COLAB_PINS) "pytest>=8,<10" "pytest-xdist>=3.5,<4" "nbval>=0.11,<0.12" "ipykernel>=6.29,<8"
 	DEFECTLIB_FAST=1 $(COLAB_BIN)/python -m pytest notebooks $(NBVAL)
 
 # The whole site, notebooks executed (cached in _build/.jupyter_cache), warnings are errors.
@@ -103,7 +104,7 @@ book-check: $(STAMP)
 	SITE_DIR=$(CHECK_DIR)/_build/html $(BIN)/python -m pytest tests/test_site.py -p no:cacheprovider
 
 lab: $(STAMP)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[lab]"
+	$(call UV_PIP,$(BIN)) -e ".[lab]"
 	$(BIN)/jupyter lab notebooks
 
 # Full mode always: the benchmarks measure the real recipes on the real data.

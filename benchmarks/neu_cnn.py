@@ -137,14 +137,16 @@ def part_seeds(data, epochs: int, seeds: list[int], seed_epochs: int, downsample
     runs = []
     for seed in seeds:
         seed_everything(seed)
-        (train, test), (val,) = (neu_datasets(fit_data, batch_size=BATCH_SIZE, seed=seed, splits=("train", "test")),
-                                 neu_datasets(data, batch_size=BATCH_SIZE, splits=("validation",)))
+        train, test = neu_datasets(fit_data, batch_size=BATCH_SIZE, seed=seed, splits=("train", "test"))
         model = refined_model(downsample)
         assert model.count_params() == 98_758
         r = fit(model, train, epochs, cosine_with_warmup(PEAK_LEARNING_RATE, epochs, len(train)))
         r["acc"], r["wrong"], r["n"] = accuracy(model, test)
         r["flips"] = flip_accuracy(model, test)
-        val_text = "" if final_fit else f"validation {accuracy(model, val)[0]:.2%}, "
+        val_text = ""
+        if not final_fit:  # after a final fit the validation images are training images
+            (val,) = neu_datasets(data, batch_size=BATCH_SIZE, splits=("validation",))
+            val_text = f"validation {accuracy(model, val)[0]:.2%}, "
         runs.append(r)
         print(f"seed {seed}: {val_text}test accuracy {r['acc']:.2%} ({r['wrong']}/{r['n']} wrong), "
               f"with flips at test time {r['flips']:.2%}, training {r['train_s']:.0f} s, "
