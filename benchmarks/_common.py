@@ -1,4 +1,4 @@
-"""Shared bits of the benchmark scripts: where the reference data is, and a timer."""
+"""Shared bits of the benchmark scripts: where the reference data is, a timer, NEU evaluation helpers."""
 
 from __future__ import annotations
 
@@ -34,3 +34,28 @@ def timed(fn, *args, clock=time.perf_counter, **kwargs) -> tuple[float, object]:
 def machine_load() -> str:
     one, five, _ = os.getloadavg()
     return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
+
+
+def with_validation_in_train(data):
+    """NEU ``data`` (after ``with_test_split``) with its validation images moved into training.
+
+    The final fit: once every choice has been made on validation, train once more on
+    every labelled image outside the test split (1,440 for NEU).
+    """
+    import dataclasses
+
+    files = data.files.copy()
+    files.loc[files["split"] == "validation", "split"] = "train"
+    return dataclasses.replace(data, files=files)
+
+
+def flip_accuracy(model, dataset) -> float:
+    """Test-time augmentation: accuracy of the mean probabilities over the image and its three flips."""
+    import numpy as np
+
+    from defectlib.evaluate import predict_dataset
+
+    images, y_true, probabilities = predict_dataset(model, dataset)
+    for flipped in (images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]):
+        probabilities = probabilities + model.predict(np.ascontiguousarray(flipped), batch_size=64, verbose=0)
+    return float((probabilities.argmax(axis=1) == y_true).mean())

@@ -13,6 +13,15 @@ VIT_PRESET = "vit_base_patch16_224_imagenet"
 """The KerasHub ImageNet ViT used by :func:`pretrained_vit` (ViT-B/16, 224x224, 86 M parameters)."""
 
 
+def _patch_grid(input_shape, patch_size: int) -> tuple[int, int]:
+    """(rows, columns) of ``patch_size`` patches in images of ``input_shape`` (batch, H, W, C)."""
+    height, width = input_shape[1], input_shape[2]
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"image {height}x{width} is not divisible into {patch_size}x{patch_size} "
+                         "patches: choose a patch size that divides both sides")
+    return height // patch_size, width // patch_size
+
+
 @keras.saving.register_keras_serializable(package="defectlib")
 class PatchEmbedding(keras.layers.Layer):
     """Cut images into ``patch_size`` squares and project each to a ``hidden_dim`` token.
@@ -37,15 +46,8 @@ class PatchEmbedding(keras.layers.Layer):
         self.projection = keras.layers.Conv2D(self.hidden_dim, self.patch_size, strides=self.patch_size,
                                               padding="valid", name="projection")
 
-    def _grid(self, input_shape) -> tuple[int, int]:
-        height, width = input_shape[1], input_shape[2]
-        if height % self.patch_size or width % self.patch_size:
-            raise ValueError(f"image {height}x{width} is not divisible into {self.patch_size}x{self.patch_size} "
-                             "patches: choose a patch size that divides both sides")
-        return height // self.patch_size, width // self.patch_size
-
     def build(self, input_shape):
-        self.grid = self._grid(input_shape)
+        self.grid = _patch_grid(input_shape, self.patch_size)
         self.projection.build(input_shape)
 
     def call(self, images):
@@ -53,7 +55,78 @@ class PatchEmbedding(keras.layers.Layer):
         return keras.ops.reshape(features, (-1, self.grid[0] * self.grid[1], self.hidden_dim))
 
     def compute_output_shape(self, input_shape):
-        rows, cols = self._grid(input_shape)
+        rows, cols = _patch_grid(input_shape, self.patch_size)
+        return (input_shape[0], rows * cols, self.hidden_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "patch_size": self.patch_size, "hidden_dim": self.hidden_dim}
+
+
+def diagonal_shifts(images, shift: int):
+    """The images and four copies moved ``shift`` pixels diagonally, stacked on the channel axis.
+
+    Copy order: the image, then its content moved down-right, down-left, up-right and
+    up-left. Pixels moved in from outside the image are zero. ``(batch, H, W, C)``
+    becomes ``(batch, H, W, 5 * C)``: the input of :class:`ShiftedPatchEmbedding`.
+
+    Examples
+    --------
+    >>> image = keras.ops.reshape(keras.ops.arange(1.0, 10.0), (1, 3, 3, 1))
+    >>> views = keras.ops.convert_to_numpy(diagonal_shifts(image, 1))
+    >>> views[0, :, :, 0].tolist()  # the image itself
+    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]
+    >>> views[0, :, :, 1].tolist()  # moved one pixel down and one right
+    [[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [0.0, 4.0, 5.0]]
+    """
+    s = int(shift)
+    height, width = images.shape[1], images.shape[2]
+    padded = keras.ops.pad(images, [[0, 0], [s, s], [s, s], [0, 0]])
+    # The crop starting at (s - dy, s - dx) of the padded image is the image moved by (dy, dx).
+    moved = [padded[:, s - dy:s - dy + height, s - dx:s - dx + width] for dy, dx in ((s, s), (s, -s), (-s, s), (-s, -s))]
+    return keras.ops.concatenate([images, *moved], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="defectlib")
+class ShiftedPatchEmbedding(keras.layers.Layer):
+    """Shifted Patch Tokenization (Lee, Lee & Song 2021): each token also sees its neighbours' pixels.
+
+    The image and four copies moved half a patch diagonally (:func:`diagonal_shifts`)
+    are cut into the same ``patch_size`` squares; each token is the flattened stack
+    (``patch_size ** 2 * 5 * C`` values), layer-normalised and projected (``Dense``) to
+    ``hidden_dim``. A patch's token thus already holds the pixels around it, which a
+    plain :class:`PatchEmbedding` token only reaches through attention. Output as
+    :class:`PatchEmbedding`: ``(batch, (H / p) * (W / p), hidden_dim)``.
+
+    Examples
+    --------
+    >>> layer = ShiftedPatchEmbedding(patch_size=10, hidden_dim=32)
+    >>> tuple(layer(keras.ops.zeros((2, 40, 60, 1))).shape), tuple(layer.projection.kernel.shape)
+    ((2, 24, 32), (500, 32))
+    """
+
+    def __init__(self, patch_size: int, hidden_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size = int(patch_size)
+        self.hidden_dim = int(hidden_dim)
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
+        self.projection = keras.layers.Dense(self.hidden_dim, name="projection")
+
+    def build(self, input_shape):
+        self.grid = _patch_grid(input_shape, self.patch_size)
+        self.patch_values = self.patch_size ** 2 * 5 * input_shape[-1]
+        self.norm.build((None, None, self.patch_values))
+        self.projection.build((None, None, self.patch_values))
+
+    def call(self, images):
+        p, (rows, cols) = self.patch_size, self.grid
+        x = diagonal_shifts(images, p // 2)
+        x = keras.ops.reshape(x, (-1, rows, p, cols, p, x.shape[-1]))  # split both axes into (patch, pixel)
+        x = keras.ops.transpose(x, (0, 1, 3, 2, 4, 5))                  # (image, patch row, patch col, y, x, c)
+        x = keras.ops.reshape(x, (-1, rows * cols, self.patch_values))   # one flattened stack per patch
+        return self.projection(self.norm(x))
+
+    def compute_output_shape(self, input_shape):
+        rows, cols = _patch_grid(input_shape, self.patch_size)
         return (input_shape[0], rows * cols, self.hidden_dim)
 
     def get_config(self):
@@ -230,7 +303,7 @@ def _encoder(x, hidden_dim: int, num_heads: int, num_layers: int, mlp_dim: int, 
 def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_dim: int = 64,
         num_heads: int = 4, num_layers: int = 4, mlp_dim: int = 128, num_classes: int = 6,
         conv_stem: bool = False, channels: int = 1, dropout: float = 0.1, augment: bool = False,
-        name: str | None = None):
+        downsample: int = 1, shifted_patches: bool = False, name: str | None = None):
     """A vision transformer for classification, built from scratch.
 
     Pixels ``0..255`` (``channels`` 1 for NEU's grayscale) are scaled to [-1, 1]
@@ -243,7 +316,11 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     to ``patch_size`` (20: stride 4, then 5; 8: stride 4, then 2), each with a kernel
     of ``2 * stride - 1`` so that neighbouring windows overlap, followed by a 1x1
     projection: the same tokens, but each one built by local filters first. ``augment`` puts
-    :func:`vit_augmentation` in the model (active in training only).
+    :func:`vit_augmentation` in the model (active in training only). ``downsample`` first
+    averages ``downsample`` x ``downsample`` pixel blocks (``AveragePooling2D``, before the
+    augmentation, which then costs a quarter at 2), so ``patch_size`` counts pixels of the
+    smaller image. ``shifted_patches`` embeds with :class:`ShiftedPatchEmbedding` instead of
+    :class:`PatchEmbedding` (not with ``conv_stem``).
 
     Examples
     --------
@@ -254,12 +331,24 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     ...            conv_stem=True)
     >>> [layer.name for layer in stem.layers if layer.name.startswith("stem_conv")]
     ['stem_conv1', 'stem_conv2']
+    >>> spt = vit(image_size=(64, 64), patch_size=8, hidden_dim=16, num_heads=2, num_layers=1, mlp_dim=32,
+    ...           downsample=2, shifted_patches=True)
+    >>> spt.name, tuple(spt.get_layer("patch_embedding").output.shape)  # 32x32 after pooling: 4 x 4 tokens
+    ('vit_p8_pool2_spt', (None, 16, 16))
     """
     layers = keras.layers
+    if conv_stem and shifted_patches:
+        raise ValueError("choose conv_stem or shifted_patches: both replace the patch embedding")
     inputs = keras.Input((*image_size, channels), name="image")
-    x = vit_augmentation(input_shape=(*image_size, channels))(inputs) if augment else inputs
+    x = inputs
+    if downsample > 1:
+        x = layers.AveragePooling2D(downsample, name="downsample")(x)
+        image_size = (image_size[0] // downsample, image_size[1] // downsample)
+    x = vit_augmentation(input_shape=(*image_size, channels))(x) if augment else x
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
-    if conv_stem:
+    if shifted_patches:
+        x = ShiftedPatchEmbedding(patch_size, hidden_dim, name="patch_embedding")(x)
+    elif conv_stem:
         strides = stem_strides(patch_size)
         for i, stride in enumerate(strides):
             filters = max(8, hidden_dim // 2 ** (len(strides) - 1 - i))
@@ -271,7 +360,8 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     else:
         x = PatchEmbedding(patch_size, hidden_dim, name="patch_embedding")(x)
     outputs = _encoder(x, hidden_dim, num_heads, num_layers, mlp_dim, dropout, num_classes)
-    default = f"vit_p{patch_size}" + ("_convstem" if conv_stem else "") + ("_aug" if augment else "")
+    default = (f"vit_p{patch_size}" + (f"_pool{downsample}" if downsample > 1 else "") + ("_spt" if shifted_patches else "")
+               + ("_convstem" if conv_stem else "") + ("_aug" if augment else ""))
     return keras.Model(inputs, outputs, name=name or default)
 
 

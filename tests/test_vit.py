@@ -57,6 +57,51 @@ def test_conv_stem_gives_the_same_tokens_from_convolutions():
     assert int(np.prod(strides)) == 20 and len(strides) > 1
 
 
+def _moved(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The (H, W, C) image with its content moved dy rows down and dx columns right, zeros moved in."""
+    out = np.zeros_like(image)
+    height, width = image.shape[:2]
+    out[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+        image[max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)]
+    return out
+
+
+@pytest.mark.parametrize("shift", [1, 2, 3])
+def test_diagonal_shifts_match_a_hand_made_shift(shift):
+    images = _images(n=2, size=8, channels=2)
+    views = keras.ops.convert_to_numpy(models.diagonal_shifts(images, shift))
+    assert views.shape == (2, 8, 8, 10)
+    for i, image in enumerate(images):
+        expected = [image] + [_moved(image, dy, dx) for dy, dx in
+                              ((shift, shift), (shift, -shift), (-shift, shift), (-shift, -shift))]
+        np.testing.assert_array_equal(views[i], np.concatenate(expected, axis=-1))
+
+
+def test_shifted_patch_embedding_is_norm_then_projection_of_each_stacked_patch():
+    images = _images(n=2, size=12)
+    layer = models.ShiftedPatchEmbedding(patch_size=4, hidden_dim=5)
+    tokens = keras.ops.convert_to_numpy(layer(images))
+    assert tokens.shape == (2, 9, 5) and layer.projection.kernel.shape == (4 * 4 * 5, 5)
+    stacked = np.concatenate([images[1]] + [_moved(images[1], dy, dx) for dy, dx in ((2, 2), (2, -2), (-2, 2), (-2, -2))],
+                             axis=-1)
+    patch = stacked[4:8, 8:12].reshape(-1)  # patch row 1, column 2: token 1 * 3 + 2 = 5
+    normed = (patch - patch.mean()) / np.sqrt(patch.var() + 1e-6)  # LayerNormalization starts as gamma 1, beta 0
+    expected = normed @ keras.ops.convert_to_numpy(layer.projection.kernel) + keras.ops.convert_to_numpy(
+        layer.projection.bias)
+    np.testing.assert_allclose(tokens[1, 5], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_downsample_and_shifted_patches_in_the_vit():
+    model = models.vit(image_size=(64, 64), patch_size=8, downsample=2, shifted_patches=True, augment=True, **SMALL)
+    names = [layer.name for layer in model.layers]
+    assert names.index("downsample") < names.index("augment") < names.index("patch_embedding")
+    assert model.get_layer("augment").input.shape == (None, 32, 32, 1)
+    assert isinstance(model.get_layer("patch_embedding"), models.ShiftedPatchEmbedding)
+    assert tuple(model.get_layer("patch_embedding").output.shape) == (None, 16, SMALL["hidden_dim"])
+    with pytest.raises(ValueError, match="conv_stem or shifted_patches"):
+        models.vit(image_size=(64, 64), patch_size=8, conv_stem=True, shifted_patches=True, **SMALL)
+
+
 def test_hybrid_shapes():
     model = models.hybrid(image_size=(64, 64), stem_filters=(8, 16, 24), **SMALL)
     assert tuple(model.get_layer("patch_embedding").output.shape) == (None, 4 * 4, SMALL["hidden_dim"])
@@ -67,8 +112,9 @@ def test_hybrid_shapes():
 @pytest.mark.parametrize("build", [
     lambda: models.vit(image_size=(32, 32), patch_size=8, **SMALL),
     lambda: models.vit(image_size=(32, 32), patch_size=8, conv_stem=True, augment=True, **SMALL),
+    lambda: models.vit(image_size=(32, 32), patch_size=4, downsample=2, shifted_patches=True, augment=True, **SMALL),
     lambda: models.hybrid(image_size=(32, 32), stem_filters=(8, 16), **SMALL),
-], ids=["vit", "vit_conv_stem_augmented", "hybrid"])
+], ids=["vit", "vit_conv_stem_augmented", "vit_pooled_spt_augmented", "hybrid"])
 def test_save_and_load_with_safe_mode(build, tmp_path):
     model = build()
     x = _images()
