@@ -22,16 +22,18 @@ training time and speed are real, its accuracy is not reported. The ViT with 10x
 Run: ``python benchmarks/models.py``. Data: ``$DEFECTLIB_NEU_DIR``, else
 ``../shared/data/NEU-DET`` beside the repository; without it the script says so and exits 0.
 Settings (environment): ``MODELS_EPOCHS`` (default 20) for every from-scratch model but the
-two pooled ViTs, ``MODELS_LONG_EPOCHS`` (default 30) for those, ``MODELS_HEAD_EPOCHS`` and ``MODELS_FINETUNE_EPOCHS`` (default 5 each) for the pretrained
-ones, ``MODELS_ONLY`` a comma-separated subset of names, ``MODELS_MAX_PER_CLASS`` to keep only
-that many training images per class (a smoke run; a quarter of it for the other splits),
+two pooled ViTs, ``MODELS_LONG_EPOCHS`` (default 30) for those, ``MODELS_HEAD_EPOCHS`` and
+``MODELS_FINETUNE_EPOCHS`` (default 5 each) for the pretrained ones, ``MODELS_ONLY`` a
+comma-separated subset of names, ``MODELS_MAX_PER_CLASS`` to keep only that many training
+images per class (a smoke run; a quarter of it for the other splits),
 ``MODELS_SEEDS`` (for example ``42,43,44,45,46``) to train every from-scratch model once per
 seed and print each run, the mean +- sd and the worst (the table holds the first seed's run),
 ``MODELS_FINAL_FIT=1`` to train every model on train + validation (1,440 images: the final fit,
 once the choices are made; the validation accuracy is then not held out, and no model is
 recommended). Each from-scratch run also prints its test accuracy with the probabilities
-averaged over the image and its three flips (test-time augmentation).
-Seeded (``DEFECTLIB_SEED``: the data split, and the one run without ``MODELS_SEEDS``). The load average is printed before and after.
+averaged over the image and its three flips (test-time augmentation). Seeded
+(``DEFECTLIB_SEED``: the data split, and the one run without ``MODELS_SEEDS``). The load
+average is printed before and after.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ def seed_summary(runs: dict[str, list[tuple[int, float, float, float]]]) -> str:
 
     Examples
     --------
-    >>> print(seed_summary({"m": [(42, 0.97, 300.0, 0.98), (43, 0.99, 310.0, 0.99)]}))
-    m: test 97.00 / 99.00 %; mean 98.00 +- 1.41 %, worst 97.00 %; with flips: mean 98.50 %, worst 98.00 %; training 300 to 310 s
+    >>> print(seed_summary({"m": [(42, 0.97, 300.0, 0.98), (43, 0.99, 310.0, 0.99)]}))  # doctest: +NORMALIZE_WHITESPACE
+    m: test 97.00 / 99.00 %; mean 98.00 +- 1.41 %, worst 97.00 %; with flips: mean 98.50 %,
+    worst 98.00 %; training 300 to 310 s
     """
     import numpy as np
 
@@ -130,10 +133,15 @@ def main() -> None:
     runs: dict[str, list[tuple[int, float, float, float]]] = {}
     data = with_test_split(find_neu(root, max_per_class=MAX_PER_CLASS))
     splits = ("train", "validation", "test")
-    train, val, test = neu_datasets(data, batch_size=BATCH_SIZE, seed=seed, splits=splits)
     fit_data = with_validation_in_train(data) if FINAL_FIT else data
+
+    def pipelines(color: str = "grayscale") -> tuple:
+        """Train (on ``fit_data``), validation and test pipelines in ``color``."""
+        (train_ds,) = neu_datasets(fit_data, color=color, batch_size=BATCH_SIZE, seed=seed, splits=("train",))
+        return (train_ds, *neu_datasets(data, color=color, batch_size=BATCH_SIZE, splits=("validation", "test")))
+
+    train, val, test = pipelines()
     if FINAL_FIT:
-        (train,) = neu_datasets(fit_data, batch_size=BATCH_SIZE, seed=seed, splits=("train",))
         print(f"FINAL FIT: training on train + validation, {len(fit_data.split('train'))} images; the validation "
               "accuracy below is on images the models trained on")
     records = []
@@ -184,11 +192,7 @@ def main() -> None:
         for name, finetune_layers in [("mobilenet_v2", 0), ("resnet50_v2", 13)]:
             if not wanted(name):
                 continue
-            if rgb is None:
-                rgb = neu_datasets(data, color="rgb", batch_size=BATCH_SIZE, seed=seed, splits=splits)
-                if FINAL_FIT:
-                    rgb = (*neu_datasets(fit_data, color="rgb", batch_size=BATCH_SIZE, seed=seed, splits=("train",)),
-                           *rgb[1:])
+            rgb = rgb or pipelines("rgb")
             seed_everything(seed)
             print(f"\n== {name}: ImageNet base at {TRANSFER_SIZE[0]} px ({machine_load()})", flush=True)
 
@@ -233,9 +237,11 @@ def main() -> None:
     print(format_table(table).to_string())
     if not FINAL_FIT:
         print("\n" + recommend(table))
-    pure = [name for name in ("vit", "vit_augmented", "vit_small_patches", "vit_pooled", "vit_spt") if name in table.index]
+    pure = [name for name in ("vit", "vit_augmented", "vit_small_patches", "vit_pooled", "vit_spt")
+            if name in table.index]
     # A final fit leaves no held-out validation to choose on: then every pure ViT trained is checked.
-    for name in pure if FINAL_FIT else [table.loc[pure, "val accuracy"].idxmax()] if pure else []:
+    checked = pure if FINAL_FIT or not pure else [table.loc[pure, "val accuracy"].idxmax()]
+    for name in checked:
         accuracy = sum(r[1] for r in runs[name]) / len(runs[name])
         flips = sum(r[3] for r in runs[name]) / len(runs[name])
         seconds = max(r[2] for r in runs[name])

@@ -82,7 +82,8 @@ def diagonal_shifts(images, shift: int):
     height, width = images.shape[1], images.shape[2]
     padded = keras.ops.pad(images, [[0, 0], [s, s], [s, s], [0, 0]])
     # The crop starting at (s - dy, s - dx) of the padded image is the image moved by (dy, dx).
-    moved = [padded[:, s - dy:s - dy + height, s - dx:s - dx + width] for dy, dx in ((s, s), (s, -s), (-s, s), (-s, -s))]
+    moved = [padded[:, s - dy:s - dy + height, s - dx:s - dx + width]
+             for dy, dx in ((s, s), (s, -s), (-s, s), (-s, -s))]
     return keras.ops.concatenate([images, *moved], axis=-1)
 
 
@@ -360,8 +361,8 @@ def vit(image_size: tuple[int, int] = (200, 200), patch_size: int = 20, hidden_d
     else:
         x = PatchEmbedding(patch_size, hidden_dim, name="patch_embedding")(x)
     outputs = _encoder(x, hidden_dim, num_heads, num_layers, mlp_dim, dropout, num_classes)
-    default = (f"vit_p{patch_size}" + (f"_pool{downsample}" if downsample > 1 else "") + ("_spt" if shifted_patches else "")
-               + ("_convstem" if conv_stem else "") + ("_aug" if augment else ""))
+    default = (f"vit_p{patch_size}" + (f"_pool{downsample}" if downsample > 1 else "")
+               + ("_spt" if shifted_patches else "") + ("_convstem" if conv_stem else "") + ("_aug" if augment else ""))
     return keras.Model(inputs, outputs, name=name or default)
 
 
