@@ -144,6 +144,9 @@ def part_seeds(data, epochs: int, seeds: list[int], seed_epochs: int, downsample
     fit_data = with_validation_in_train(data) if final_fit else data  # final fit: the choices are made
     reference = seed_model_epoch(data, seed_epochs, seeds[0])
     runs, errors = [], collections.Counter()
+    test_files = data.split("test")
+    # After a final fit the validation images are training images: nothing to score there.
+    val = None if final_fit else neu_datasets(data, batch_size=BATCH_SIZE, splits=("validation",))[0]
     for seed in seeds:
         seed_everything(seed)
         train, test = neu_datasets(fit_data, batch_size=BATCH_SIZE, seed=seed, splits=("train", "test"))
@@ -151,15 +154,12 @@ def part_seeds(data, epochs: int, seeds: list[int], seed_epochs: int, downsample
         assert model.count_params() == 98_758
         r = fit(model, train, epochs, cosine_with_warmup(PEAK_LEARNING_RATE, epochs, len(train)),
                 label_smoothing=label_smoothing)
-        wrong = wrong_images(model, test, data.split("test"))
+        wrong = wrong_images(model, test, test_files)
         errors.update(wrong)
-        r["wrong"], r["n"] = len(wrong), len(data.split("test"))
+        r["wrong"], r["n"] = len(wrong), len(test_files)
         r["acc"] = 1 - r["wrong"] / r["n"]
         r["flips"] = flip_accuracy(model, test)
-        val_text = ""
-        if not final_fit:  # after a final fit the validation images are training images
-            (val,) = neu_datasets(data, batch_size=BATCH_SIZE, splits=("validation",))
-            val_text = f"validation {accuracy(model, val)[0]:.2%}, "
+        val_text = "" if val is None else f"validation {accuracy(model, val)[0]:.2%}, "
         runs.append(r)
         print(f"seed {seed}: {val_text}test accuracy {r['acc']:.2%} ({r['wrong']}/{r['n']} wrong), "
               f"with flips at test time {r['flips']:.2%}, training {r['train_s']:.0f} s, "
