@@ -616,9 +616,9 @@ def neu_datasets(data: NEUData, image_size: tuple[int, int] | None = None, color
         if shuffle:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
-        # With tf.data's autotuning on, about half of the epochs on a 2-core machine ran the
-        # training step on one core only (a ViT epoch took 20 s instead of 10 s, for the same CPU
-        # time); with it off, every epoch used both cores. The images are in memory: nothing to tune.
+        # With tf.data's autotuning on, many epochs on a 2-core machine ran the training step on
+        # one core only, at random (a ViT epoch took 20 s instead of 10 s, for the same CPU time);
+        # with it off, every epoch used both cores. The images are in memory: nothing to tune.
         options = tf.data.Options()
         options.autotune.enabled = False
         return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

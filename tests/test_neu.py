@@ -126,7 +126,7 @@ def test_pipelines_shapes_order_and_shuffling(synthetic):
     assert not np.array_equal(first, second)  # reshuffled each epoch
     rgb_train, _ = neu_datasets(data, image_size=(64, 48), color="rgb", batch_size=4)
     assert tuple(next(iter(rgb_train))[0].shape) == (4, 64, 48, 3)
-    # autotuning off: with it on, half the epochs on 2 cores trained on one core (see neu_datasets)
+    # autotuning off: with it on, many epochs on 2 cores trained on one core (see neu_datasets)
     assert train.options().autotune.enabled is False and val.options().autotune.enabled is False
 
 
