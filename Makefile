@@ -12,6 +12,10 @@ UV_INSTALL = $(1)/python -m pip install --quiet --upgrade pip uv && $(call UV_PI
 export DEFECTLIB_DATA_HOME ?= $(CURDIR)/.defectlib-data
 export MPLBACKEND ?= Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TensorFlow's oneDNN CPU kernels, which it turns on by itself only on CPUs with AVX512-VNNI, AVX512-BF16,
+# AVX-VNNI or AMX: on the 2-core AVX2 machines of CI, lesson 1's CNN trains in about 62 % of the time with them
+# (benchmarks/neu_cnn.py; lesson 1, 'Speed on a CPU'). The notebooks and benchmarks set it themselves too.
+export TF_ENABLE_ONEDNN_OPTS ?= 1
 
 # make test-colab: a second environment with Google Colab's package versions (inside _build/).
 COLAB_PINS := constraints/colab.txt

@@ -9,6 +9,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# TensorFlow's oneDNN CPU kernels, as the notebooks ask for them (lesson 1, 'Speed on a CPU'); read once, when
+# TensorFlow loads, so before any script imports it. TF_ENABLE_ONEDNN_OPTS=0 measures without them.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def shared_data() -> Path:
@@ -33,7 +36,8 @@ def timed(fn, *args, clock=time.perf_counter, **kwargs) -> tuple[float, object]:
 
 def machine_load() -> str:
     one, five, _ = os.getloadavg()
-    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
+    return (f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min), "
+            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}")
 
 
 def with_validation_in_train(data):
