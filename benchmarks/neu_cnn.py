@@ -17,10 +17,11 @@ The default recipe is the one that meets the goal on a 2-core CPU: the images av
 to 100x100 inside the model (``--downsample 2``; the same layers and weights after it), a final
 fit on train + validation (1,440 images), as one does once every choice is made, and 40 epochs:
 what fits in 120 s at about 2.2 s per epoch with TensorFlow's oneDNN kernels, which
-``_common`` asks for (``TF_ENABLE_ONEDNN_OPTS=0`` measures without them). The notebook's own recipe (native 200x200, 30 epochs, 1,152 training images, validation
-accuracy printed too) is ``--downsample 1 --epochs 30 --no-final-fit``. ``--label-smoothing
-0.1`` trains on smoothed one-hot labels. The test images that were wrong are listed, with the
-number of runs that got each one wrong.
+``_common`` asks for (``TF_ENABLE_ONEDNN_OPTS=0`` measures without them). The notebook's own
+recipe (native 200x200, 30 epochs, 1,152 training images, validation accuracy printed too) is
+``--downsample 1 --epochs 30 --no-final-fit``. ``--label-smoothing 0.1`` trains on smoothed
+one-hot labels. The test images that were wrong are listed, with the number of runs that got
+each one wrong.
 
 ``--part ablation`` (issue 12, point 13): from the seed model, one change at a time
 (``defectlib.cnn.ABLATION_STEPS``), each trained ``--ablation-epochs`` epochs and evaluated on
