@@ -128,6 +128,8 @@ def rle_encode(mask: np.ndarray) -> str:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"rle_encode expects a 2-D mask (height, width), got shape {mask.shape}")
+    if not mask.any():
+        return ""
     pixels = np.zeros(mask.size + 2, dtype=np.int8)
     pixels[1:-1] = mask.T.ravel() != 0
     changes = np.flatnonzero(pixels[1:] != pixels[:-1]) + 1

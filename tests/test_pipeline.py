@@ -17,8 +17,10 @@ from defectlib.pipeline import (
     choose_min_area,
     choose_threshold,
     clean_masks,
+    full_size_masks,
     predict_two_stage,
     read_submission,
+    resize_images,
     score_submission,
     submission_table,
     table_masks,
@@ -84,6 +86,47 @@ def test_clean_masks_removes_small_regions_and_small_classes():
     assert clean_masks(p[None], 0.5).shape == (1, 20, 30, 4)
     with pytest.raises(ValueError, match="one per class"):
         clean_masks(p, threshold=[0.5, 0.5])
+
+
+def _clean_by_the_definition(p, threshold, min_area, min_component):
+    """clean_masks written the slow, obvious way, with scikit-image's labelling (8-connected)."""
+    from skimage.measure import label
+
+    masks = np.zeros(p.shape, np.uint8)
+    for k in range(p.shape[-1]):
+        mask = p[..., k] >= threshold[k]
+        regions = label(mask, connectivity=2)
+        for r in range(1, regions.max() + 1):
+            if (regions == r).sum() < min_component[k]:
+                mask[regions == r] = False
+        masks[..., k] = mask if mask.sum() >= min_area[k] else 0
+    return masks
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_clean_masks_and_full_size_masks_agree_with_the_definition(seed):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 1, (6, 9, 4)).astype(np.float32) ** rng.uniform(0.5, 4, 4).astype(np.float32)
+    p[..., 3] = np.minimum(p[..., 3], 0.49)                       # a class that cannot reach 0.5
+    threshold = rng.choice([0.3, 0.5, 0.7], 4)
+    min_area, min_component = rng.integers(0, 30, 4), rng.integers(0, 6, 4)
+    expected = _clean_by_the_definition(p, threshold, min_area, min_component)
+    np.testing.assert_array_equal(clean_masks(p, threshold, min_area, min_component), expected)
+    big = upsample(p, (24, 36))                                   # bilinear, 4x: the pipeline's step
+    np.testing.assert_array_equal(full_size_masks(p, (24, 36), threshold, 4 * min_area, min_component),
+                                  _clean_by_the_definition(big, threshold, 4 * min_area, min_component))
+
+
+def test_full_size_masks_keeps_a_class_whose_maximum_is_exactly_the_threshold():
+    p = np.zeros((4, 4, 2), np.float32)
+    p[1:3, 1:3, 0] = 0.5                               # exactly the threshold: the middle pixels are set
+    p[1:3, 1:3, 1] = np.nextafter(np.float32(0.5), np.float32(0))  # just below: nothing
+    m = full_size_masks(p, (8, 8), threshold=0.5)
+    np.testing.assert_array_equal(m, clean_masks(upsample(p, (8, 8)), 0.5))
+    assert m[..., 0].any() and not m[..., 1].any()
+    with pytest.raises(ValueError, match="one .height, width, classes. map"):
+        full_size_masks(p[None], (8, 8))
 
 
 def test_choose_min_area_picks_each_class_on_its_own_and_the_smallest_of_ties():
@@ -167,7 +210,7 @@ def test_only_images_at_or_above_the_threshold_are_segmented():
     above = [ids[i] for i in range(n) if scores[i] >= 0.7]
     assert stats.segmented_ids == above and stats.n_segmented == 4
     assert classifier.calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]  # every image is scored
-    assert segmenter.calls == [[7], [8, 9, 10]]                          # only those above go on
+    assert segmenter.calls == [[7, 8, 9, 10]]         # only those above go on, gathered into full batches
     np.testing.assert_allclose(stats.scores, scores)
     assert sorted(set(table["ImageId"])) == above and len(table) == 4 * len(above)
     assert set(stats.seconds) == {"load", "classify", "segment", "postprocess", "total"}
@@ -181,6 +224,25 @@ def test_only_images_at_or_above_the_threshold_are_segmented():
     nothing, stats_none = predict_two_stage(ids, classifier, segmenter, threshold=2.0, images=images,
                                             out_shape=(8, 16), include_empty=True)
     assert stats_none.n_segmented == 0 and len(nothing) == 4 * n and (nothing["EncodedPixels"] == "").all()
+
+
+def test_the_gate_resizes_each_image_once_when_both_networks_take_one_size(monkeypatch):
+    import defectlib.pipeline as pipeline
+
+    resized = []                                          # how many images each call of resize_images got
+    monkeypatch.setattr(pipeline, "resize_images",
+                        lambda images, size: resized.append(len(images)) or resize_images(images, size))
+    images = np.random.default_rng(0).uniform(0, 255, (6, 16, 32, 3)).astype(np.float32)
+    ids = [f"{i}.jpg" for i in range(6)]
+    seen = []
+    segmenter = lambda x: seen.append(x.copy()) or np.full((len(x), *x.shape[1:3], 4), 0.9, np.float32)  # noqa: E731
+    options = dict(images=images, batch_size=4, out_shape=(16, 32), classifier_size=(8, 16))
+    predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(8, 16), **options)
+    assert resized == [4, 2]                              # one resize per batch, shared by the two networks
+    np.testing.assert_array_equal(np.concatenate(seen), resize_images(images, (8, 16)))
+    resized.clear()
+    predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(4, 8), **options)
+    assert resized == [4, 4, 2, 2]                        # two sizes: each network's own
 
 
 def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):
