@@ -32,7 +32,7 @@ import pandas as pd
 
 from .config import banner, settings, write_complete
 from .errors import DataError, raise_all
-from .neu import decode_image_file
+from .neu import decode_image_file, without_autotuning
 from .rle import SEVERSTAL_SHAPE, parse_rle, rle_encode, rles_to_masks
 
 if TYPE_CHECKING:
@@ -473,7 +473,7 @@ def _finish(
     if shuffle:
         ds = ds.shuffle(n, seed=settings().seed if seed is None else seed, reshuffle_each_iteration=True)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def classifier_dataset(
