@@ -169,18 +169,17 @@ def main() -> None:
         repeated["every"].append(predict_two_stage(ids, None, segmenter, gate=False, **options))
         for name in gates:
             repeated[name].append(predict_two_stage(ids, gates[name][0], segmenter, thresholds[name], **options))
-    speeds = {name: sorted(stats.images_per_second for _, stats in r) for name, r in repeated.items()}
-    median = {name: sorted(r, key=lambda run: run[1].seconds["total"])[len(r) // 2] for name, r in repeated.items()}
-    every, stats_all = median["every"]
-    runs = {name: median[name] for name in gates}
+    by_time = {name: sorted(r, key=lambda run: run[1].seconds["total"]) for name, r in repeated.items()}  # fastest first
+    every, stats_all = by_time["every"][args.repeats // 2]
+    runs = {name: by_time[name][args.repeats // 2] for name in gates}
     truly_defective = set(defective(test))
     y_test = np.array([i in truly_defective for i in ids], int)
     empty_score = score_submission(annotations, every.iloc[0:0], ids)
     oracle_score = score_submission(annotations, every[every["ImageId"].isin(truly_defective)], ids)
     print(f"\ntest split: {len(ids)} images of 1600x256, {len(truly_defective)} defective")
     print(f"median of {args.repeats} runs per path (images/s of all runs: "
-          + ", ".join(f"{'every image segm.' if k == 'every' else k} {v[0]:.1f}-{v[-1]:.1f}" for k, v in speeds.items())
-          + ")")
+          + ", ".join(f"{'every image segm.' if k == 'every' else k} {r[-1][1].images_per_second:.1f}-"
+                      f"{r[0][1].images_per_second:.1f}" for k, r in by_time.items()) + ")")
     print(f"  {'path':22} {'images/s':>8} {'ratio':>6} {'sent':>5} {'test recall':>11} {'mean Dice':>9}")
     print(f"  {'every image segm.':22} {stats_all.images_per_second:8.2f} {1:6.2f} {stats_all.n_segmented:5d} "
           f"{'':>11} {score_submission(annotations, every, ids):9.4f}   ({stats_all})")
