@@ -1,6 +1,8 @@
 """Throughput and mean Dice of the Severstal two-stage pipeline on this machine's CPU, with two gates.
 
-On synthetic images of the real size (1600x256, ``make_synthetic_severstal``), after
+On synthetic images of the real size (1600x256, ``make_synthetic_severstal``), it first
+times the training pipeline's reading of the images (``classifier_dataset``), shrunk by
+the JPEG decoder (``decode_image_at``) or decoded in full and resized. Then, after
 a short training of the models, it compares on the test split: every image segmented
 (no gate); the seed's gate (ResNet50 and a small head); and a cheap gate (``small_gate``:
 a small CNN trained from scratch). Each gate's threshold is the highest with a
@@ -99,7 +101,7 @@ def main() -> None:
                                     threshold_summary, warm_up)
     from defectlib.rle import SEVERSTAL_SHAPE
     from defectlib.segmentation import resunet, small_gate
-    from defectlib.severstal import (defect_table, list_images, make_synthetic_severstal,
+    from defectlib.severstal import (classifier_dataset, defect_table, list_images, make_synthetic_severstal,
                                      read_train_csv, segmentation_dataset, split_table)
 
     print(f"machine: {machine_load()}")
@@ -114,6 +116,18 @@ def main() -> None:
     train, val, test = split_table(table, fractions=(0.5, 0.25, 0.25), seed=0)
     print(f"SYNTHETIC data: {len(table)} images of 1600x256 ({table['label'].sum()} defective), made in "
           f"{seconds:.0f} s; split {len(train)}/{len(val)}/{len(test)}; models at {size[0]}x{size[1]}")
+
+    # ---- reading: the training pipeline's cost per image, the JPEG decoder's shrink versus decode + resize
+    for shape in [(128, 800), size]:
+        reading = {}
+        for how, source in [("decoded in full, resized", None), ("shrunk by the JPEG decoder", SEVERSTAL_SHAPE)]:
+            ds = classifier_dataset(images_dir, table, shape, 16, source_size=source)
+            for _ in ds:   # once to warm up, then timed
+                pass
+            reading[how] = timed(lambda: [None for _ in ds])[0] / len(table)
+        print(f"reading at {shape[0]}x{shape[1]} (tf.data, both cores): "
+              + ", ".join(f"{how} {1000 * t:.2f} ms" for how, t in reading.items())
+              + f" per image: {reading['decoded in full, resized'] / reading['shrunk by the JPEG decoder']:.1f}x")
 
     # Every training and validation image decoded once into memory (a few MB at this size), with its masks:
     # the gates learn from all images and their labels, the ResUNet from the defective ones and their masks.

@@ -376,20 +376,37 @@ def score_submission(truth: pd.DataFrame, submission: pd.DataFrame, image_ids: S
 # --------------------------------------------------------------------------- the two stages together
 
 
-def load_images(images_dir: str | Path, image_ids: Sequence[str]) -> np.ndarray:
-    """Decode image files into one ``uint8`` RGB array ``(n, height, width, 3)`` (TensorFlow's decoder).
+def load_images(images_dir: str | Path, image_ids: Sequence[str], size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read image files into one array ``(n, height, width, 3)``: ``uint8`` as stored, or float32 at ``size``.
 
-    The same decoder as :mod:`defectlib.severstal`'s training pipelines, so a
-    model sees the same pixels at training and prediction time.
+    With ``size`` the files are read by :func:`defectlib.severstal.decode_image_at`,
+    as in training, so a model sees the same pixels at training and prediction
+    time (a JPEG 2, 4 or 8 times ``size`` is decoded straight at ``size``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from defectlib.severstal import list_images, make_synthetic_severstal
+    >>> root = make_synthetic_severstal(Path(tempfile.mkdtemp()), n_images=2, height=64, width=400)
+    >>> ids = list_images(root / "train_images")
+    >>> load_images(root / "train_images", ids).dtype.name, load_images(root / "train_images", ids, (32, 200)).shape
+    ('uint8', (2, 32, 200, 3))
     """
     import tensorflow as tf
+
+    from .severstal import decode_image_at
 
     images = []
     for image_id in image_ids:
         path = Path(images_dir) / image_id
         if not path.is_file():
             raise DataError(f"{path}: file not found")
-        images.append(tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False).numpy())
+        contents = tf.io.read_file(str(path))
+        if size is None:
+            images.append(tf.io.decode_image(contents, channels=3, expand_animations=False).numpy())
+            continue
+        source = tuple(int(v) for v in tf.io.extract_jpeg_shape(contents)[:2]) if tf.io.is_jpeg(contents) else None
+        images.append(decode_image_at(contents, size, source).numpy())
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"{images_dir}: images of different sizes {sorted(shapes)} in one batch")
@@ -540,10 +557,13 @@ def predict_two_stage(
     """Run the two-stage pipeline over images; return ``(submission table, stats)``.
 
     Images come from ``images_dir`` (files named by ``image_ids``, read in
-    batches) or from ``images`` (an array aligned with ``image_ids``). For each
+    batches) or from ``images`` (an array aligned with ``image_ids``, resized by
+    :func:`resize_images`). Files are read straight at the networks' size, as in
+    training (:func:`load_images`), when every image goes to one size: no gate, or
+    ``classifier_size == segmenter_size``. For each
     batch: the classifier scores every image (at ``classifier_size``, by default
     the model's input size); images with a score ``>= threshold`` are segmented (at
-    ``segmenter_size``; when it equals ``classifier_size`` the images resized for
+    ``segmenter_size``; when it equals ``classifier_size`` the images read for
     the classifier are reused), in full batches of ``batch_size`` gathered across
     the classifier's batches; their probability maps are upsampled to ``out_shape``,
     thresholded and cleaned (:func:`full_size_masks`: :func:`clean_masks` with
@@ -551,7 +571,7 @@ def predict_two_stage(
     ``out_shape``) and encoded (:func:`submission_table`). With ``gate=False`` the
     classifier is not run and every image is segmented. ``stats`` records which
     images were segmented, all scores, and the seconds spent loading, classifying
-    (resizing included), segmenting and post-processing (call :func:`warm_up`
+    (resizing included, when the images need it), segmenting and post-processing (call :func:`warm_up`
     first, or the first batch also pays for building the models' graphs).
 
     Examples
@@ -593,23 +613,26 @@ def predict_two_stage(
         del waiting[:n], waiting_ids[:n]
         seconds["postprocess"] += time.perf_counter() - tick
 
+    # files are read straight at the size of the network(s) that will see every one of them
+    first = cls_size if gate else seg_size
+    direct = first if images_dir is not None and (not gate or cls_size == seg_size) else None
     start_all = time.perf_counter()
     for start in range(0, len(ids), batch_size):
         batch_ids = ids[start:start + batch_size]
         tick = time.perf_counter()
-        batch = images[start:start + batch_size] if images is not None else load_images(images_dir, batch_ids)
+        batch = images[start:start + batch_size] if images is not None else load_images(images_dir, batch_ids, direct)
         seconds["load"] += time.perf_counter() - tick
-        chosen, resized = np.arange(len(batch_ids)), None
+        chosen, resized = np.arange(len(batch_ids)), (batch if direct is not None else None)
         if gate:
             tick = time.perf_counter()
-            resized = resize_images(batch, cls_size)
+            resized = batch if direct is not None else resize_images(batch, cls_size)
             batch_scores = _call(classifier, resized).reshape(len(batch_ids), -1)[:, 0]
             scores[start:start + len(batch_ids)] = batch_scores
             chosen = np.flatnonzero(batch_scores >= threshold)
             seconds["classify"] += time.perf_counter() - tick
         tick = time.perf_counter()
-        if chosen.size:  # the gate's resized images serve the segmenter too when both take the same size
-            same = resized is not None and cls_size == seg_size
+        if chosen.size:  # images read or resized for the gate serve the segmenter too when both take one size
+            same = direct is not None or (resized is not None and cls_size == seg_size)
             waiting.extend(resized[chosen] if same else resize_images(np.asarray(batch)[chosen], seg_size))
             waiting_ids.extend(batch_ids[i] for i in chosen)
         seconds["segment"] += time.perf_counter() - tick

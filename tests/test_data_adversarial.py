@@ -286,6 +286,9 @@ def test_severstal_loads_a_jpeg_with_trailing_bytes_and_a_png_named_jpg(seversta
     np.testing.assert_array_equal(images.numpy()[0], expected)  # the JPEG decoded as if without the extra bytes
     opencv = cv2.cvtColor(cv2.imread(str(source)), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(images.numpy()[1], opencv)  # the PNG holds OpenCV's decoding of the JPEG
+    small, _ = next(iter(classifier_dataset(tmp_path, table, (32, 200), batch_size=2, source_size=(64, 400))))
+    np.testing.assert_array_equal(small.numpy()[0], tf.io.decode_jpeg(source.read_bytes(), channels=3, ratio=2))
+    np.testing.assert_allclose(small.numpy()[1], tf.image.resize(opencv, (32, 200), antialias=True), atol=1e-3)
 
 
 def test_macos_resource_forks_beside_severstal_images_are_skipped(severstal, tmp_path):

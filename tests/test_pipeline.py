@@ -18,6 +18,7 @@ from defectlib.pipeline import (
     choose_threshold,
     clean_masks,
     full_size_masks,
+    load_images,
     predict_two_stage,
     read_submission,
     resize_images,
@@ -243,6 +244,22 @@ def test_the_gate_resizes_each_image_once_when_both_networks_take_one_size(monke
     resized.clear()
     predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(4, 8), **options)
     assert resized == [4, 4, 2, 2]                        # two sizes: each network's own
+
+
+def test_files_are_read_once_at_the_networks_size_as_in_training(monkeypatch, tmp_path: Path):
+    import defectlib.pipeline as pipeline
+
+    root = make_synthetic_severstal(tmp_path / "s", n_images=6, seed=2, height=64, width=400)
+    ids, folder = list_images(root / "train_images"), root / "train_images"
+    monkeypatch.setattr(pipeline, "resize_images", lambda *a: pytest.fail("resized again"))
+    seen = []
+    segmenter = lambda x: seen.append(x.copy()) or np.full((len(x), *x.shape[1:3], 4), 0.9, np.float32)  # noqa: E731
+    options = dict(images_dir=folder, batch_size=4, out_shape=(64, 400), segmenter_size=(32, 200))
+    predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, classifier_size=(32, 200), **options)
+    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200)))
+    seen.clear()
+    predict_two_stage(ids, None, segmenter, gate=False, **options)
+    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200)))
 
 
 def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):

@@ -353,6 +353,45 @@ def test_segmentation_masks_are_the_decoded_rle_shrunk(synthetic: Path, notes: p
     assert masks.numpy().any(axis=(1, 2, 3)).sum() >= 1
 
 
+def _jpeg_and_resized(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The JPEG decoder's own shrink of a 1600x256 file to ``size``, and the full decoding resized (antialiased)."""
+    import tensorflow as tf
+
+    raw = path.read_bytes()
+    scaled = tf.io.decode_jpeg(raw, channels=3, ratio=1600 // size[1]).numpy().astype(np.float32)
+    resized = tf.image.resize(tf.io.decode_jpeg(raw, channels=3), size, antialias=True).numpy()
+    return scaled, resized
+
+
+@pytest.mark.parametrize("size", [(128, 800), (64, 400), (32, 200)])
+def test_training_and_prediction_read_the_same_pixels_shrunk_by_the_jpeg_decoder(
+    synthetic: Path, notes: pd.DataFrame, size: tuple[int, int]
+) -> None:
+    from defectlib.pipeline import load_images
+
+    ids = list_images(synthetic / "train_images")[:4]
+    images, _ = next(iter(segmentation_dataset(synthetic / "train_images", notes, ids, size, batch_size=4)))
+    table = defect_table(synthetic / "train_images", notes).set_index("ImageId").loc[ids].reset_index()
+    gate_images, _ = next(iter(classifier_dataset(synthetic / "train_images", table, size, batch_size=4)))
+    for image, name in zip(images.numpy(), ids):
+        scaled, resized = _jpeg_and_resized(synthetic / "train_images" / name, size)
+        np.testing.assert_array_equal(image, scaled)        # 1/2, 1/4, 1/8: decoded straight at that size
+        assert np.abs(image - resized).mean() < 3           # a smooth shrink, close to antialiased bilinear
+    np.testing.assert_array_equal(gate_images.numpy(), images.numpy())
+    np.testing.assert_array_equal(load_images(synthetic / "train_images", ids, size), images.numpy())
+
+
+def test_other_sizes_are_decoded_in_full_and_resized(synthetic: Path, notes: pd.DataFrame) -> None:
+    from defectlib.pipeline import load_images
+
+    ids = list_images(synthetic / "train_images")[:2]
+    images, _ = next(iter(segmentation_dataset(synthetic / "train_images", notes, ids, (64, 384), batch_size=2)))
+    for image, name in zip(images.numpy(), ids):
+        _, resized = _jpeg_and_resized(synthetic / "train_images" / name, (64, 384))
+        np.testing.assert_allclose(image, resized, atol=1e-3)
+    np.testing.assert_allclose(load_images(synthetic / "train_images", ids, (64, 384)), images.numpy(), atol=1e-3)
+
+
 # ---------------------------------------------------------------------------- the real data
 
 
