@@ -20,6 +20,7 @@ probabilities ``(n, h, w, classes)`` (segmenter); Keras models are called with
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -376,12 +377,31 @@ def score_submission(truth: pd.DataFrame, submission: pd.DataFrame, image_ids: S
 # --------------------------------------------------------------------------- the two stages together
 
 
-def load_images(images_dir: str | Path, image_ids: Sequence[str], size: tuple[int, int] | None = None) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _reader(size: tuple[int, int], source_size: tuple[int, int]) -> Callable:
+    """One compiled TensorFlow function that reads a batch of files at ``size`` (graph, files read in parallel)."""
+    import tensorflow as tf
+
+    from .severstal import decode_image_at
+
+    def read(path: tf.Tensor) -> tf.Tensor:
+        return decode_image_at(tf.io.read_file(path), size, source_size)
+
+    image = tf.TensorSpec((*size, 3), tf.float32)
+    function = tf.function(lambda paths: tf.map_fn(read, paths, fn_output_signature=image, parallel_iterations=8),
+                           input_signature=[tf.TensorSpec([None], tf.string)])
+    function.get_concrete_function()   # built now, once for any number of files
+    return function
+
+
+def load_images(images_dir: str | Path, image_ids: Sequence[str], size: tuple[int, int] | None = None,
+                source_size: tuple[int, int] = SEVERSTAL_SHAPE) -> np.ndarray:
     """Read image files into one array ``(n, height, width, 3)``: ``uint8`` as stored, or float32 at ``size``.
 
-    With ``size`` the files are read by :func:`defectlib.severstal.decode_image_at`,
-    as in training, so a model sees the same pixels at training and prediction
-    time (a JPEG 2, 4 or 8 times ``size`` is decoded straight at ``size``).
+    With ``size`` the files, of ``source_size``, are read by
+    :func:`defectlib.severstal.decode_image_at` as in training, so a model sees the
+    same pixels at training and prediction time (a JPEG 2, 4 or 8 times ``size`` is
+    shrunk by the JPEG decoder); one compiled TensorFlow function reads the batch.
 
     Examples
     --------
@@ -389,24 +409,28 @@ def load_images(images_dir: str | Path, image_ids: Sequence[str], size: tuple[in
     >>> from defectlib.severstal import list_images, make_synthetic_severstal
     >>> root = make_synthetic_severstal(Path(tempfile.mkdtemp()), n_images=2, height=64, width=400)
     >>> ids = list_images(root / "train_images")
-    >>> load_images(root / "train_images", ids).dtype.name, load_images(root / "train_images", ids, (32, 200)).shape
-    ('uint8', (2, 32, 200, 3))
+    >>> load_images(root / "train_images", ids).dtype.name
+    'uint8'
+    >>> load_images(root / "train_images", ids, (32, 200), source_size=(64, 400)).shape
+    (2, 32, 200, 3)
     """
     import tensorflow as tf
 
-    from .severstal import decode_image_at
-
-    images = []
-    for image_id in image_ids:
-        path = Path(images_dir) / image_id
+    paths = [Path(images_dir) / image_id for image_id in image_ids]
+    for path in paths:
         if not path.is_file():
             raise DataError(f"{path}: file not found")
-        contents = tf.io.read_file(str(path))
-        if size is None:
-            images.append(tf.io.decode_image(contents, channels=3, expand_animations=False).numpy())
-            continue
-        source = tuple(int(v) for v in tf.io.extract_jpeg_shape(contents)[:2]) if tf.io.is_jpeg(contents) else None
-        images.append(decode_image_at(contents, size, source).numpy())
+    if size is not None:
+        try:
+            return _reader(tuple(size), tuple(source_size))(tf.constant([str(p) for p in paths])).numpy()
+        except tf.errors.InvalidArgumentError:   # a file of another size (or unreadable): name it
+            for path in paths:
+                image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
+                if tuple(image.shape[:2]) != tuple(source_size):
+                    raise DataError(f"{path}: {image.shape[0]}x{image.shape[1]} pixels, expected "
+                                    f"{source_size[0]}x{source_size[1]}") from None
+            raise
+    images = [tf.io.decode_image(tf.io.read_file(str(p)), channels=3, expand_animations=False).numpy() for p in paths]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"{images_dir}: images of different sizes {sorted(shapes)} in one batch")
@@ -559,8 +583,8 @@ def predict_two_stage(
     Images come from ``images_dir`` (files named by ``image_ids``, read in
     batches) or from ``images`` (an array aligned with ``image_ids``, resized by
     :func:`resize_images`). Files are read straight at the networks' size, as in
-    training (:func:`load_images`), when every image goes to one size: no gate, or
-    ``classifier_size == segmenter_size``. For each
+    training (:func:`load_images`; the files have the size ``out_shape``), when every
+    image goes to one size: no gate, or ``classifier_size == segmenter_size``. For each
     batch: the classifier scores every image (at ``classifier_size``, by default
     the model's input size); images with a score ``>= threshold`` are segmented (at
     ``segmenter_size``; when it equals ``classifier_size`` the images read for
@@ -616,11 +640,16 @@ def predict_two_stage(
     # files are read straight at the size of the network(s) that will see every one of them
     first = cls_size if gate else seg_size
     direct = first if images_dir is not None and (not gate or cls_size == seg_size) else None
+    if direct is not None:
+        _reader(tuple(direct), tuple(out_shape))   # builds the reader's graph before the clock starts
     start_all = time.perf_counter()
     for start in range(0, len(ids), batch_size):
         batch_ids = ids[start:start + batch_size]
         tick = time.perf_counter()
-        batch = images[start:start + batch_size] if images is not None else load_images(images_dir, batch_ids, direct)
+        if images is not None:
+            batch = images[start:start + batch_size]
+        else:  # the files are the size of the masks to predict, out_shape
+            batch = load_images(images_dir, batch_ids, direct, out_shape)
         seconds["load"] += time.perf_counter() - tick
         chosen, resized = np.arange(len(batch_ids)), (batch if direct is not None else None)
         if gate:

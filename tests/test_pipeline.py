@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pandas as pd
@@ -256,10 +257,20 @@ def test_files_are_read_once_at_the_networks_size_as_in_training(monkeypatch, tm
     segmenter = lambda x: seen.append(x.copy()) or np.full((len(x), *x.shape[1:3], 4), 0.9, np.float32)  # noqa: E731
     options = dict(images_dir=folder, batch_size=4, out_shape=(64, 400), segmenter_size=(32, 200))
     predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, classifier_size=(32, 200), **options)
-    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200)))
+    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200), (64, 400)))
     seen.clear()
     predict_two_stage(ids, None, segmenter, gate=False, **options)
-    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200)))
+    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200), (64, 400)))
+
+
+def test_a_file_of_another_size_is_named(tmp_path: Path):
+    root = make_synthetic_severstal(tmp_path / "s", n_images=3, seed=2, height=64, width=400)
+    ids, folder = list_images(root / "train_images"), root / "train_images"
+    cv2.imwrite(str(folder / ids[1]), np.zeros((64, 384, 3), np.uint8))
+    with pytest.raises(DataError, match=f"{ids[1]}: 64x384 pixels, expected 64x400"):
+        load_images(folder, ids, (32, 200), source_size=(64, 400))
+    with pytest.raises(DataError, match=f"{ids[0]}: 64x400 pixels, expected 256x1600"):  # the first one named
+        load_images(folder, ids, (32, 200))
 
 
 def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):
