@@ -390,7 +390,7 @@ def _reader(size: tuple[int, int], source_size: tuple[int, int]) -> Callable:
     image = tf.TensorSpec((*size, 3), tf.float32)
     function = tf.function(lambda paths: tf.map_fn(read, paths, fn_output_signature=image, parallel_iterations=8),
                            input_signature=[tf.TensorSpec([None], tf.string)])
-    function.get_concrete_function()   # built now, once for any number of files
+    function(tf.constant([], tf.string))   # built and run once now (no files): later calls only read
     return function
 
 
