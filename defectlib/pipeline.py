@@ -422,7 +422,7 @@ def load_images(images_dir: str | Path, image_ids: Sequence[str], size: tuple[in
             raise DataError(f"{path}: file not found")
     if size is not None:
         try:
-            return _reader(tuple(size), tuple(source_size))(tf.constant([str(p) for p in paths])).numpy()
+            return _reader(tuple(size), tuple(source_size))(tf.constant([str(p) for p in paths], tf.string)).numpy()
         except tf.errors.InvalidArgumentError:   # a file of another size (or unreadable): name it
             for path in paths:
                 image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
@@ -595,8 +595,9 @@ def predict_two_stage(
     ``out_shape``) and encoded (:func:`submission_table`). With ``gate=False`` the
     classifier is not run and every image is segmented. ``stats`` records which
     images were segmented, all scores, and the seconds spent loading, classifying
-    (resizing included, when the images need it), segmenting and post-processing (call :func:`warm_up`
-    first, or the first batch also pays for building the models' graphs).
+    (resizing included, when the images need it), segmenting and post-processing
+    (call :func:`warm_up` first, or the first batch also pays for building the
+    models' graphs).
 
     Examples
     --------

@@ -478,8 +478,9 @@ def decode_image_at(
     (:func:`defectlib.pipeline.load_images`), so a model sees the same pixels in
     both. A JPEG file of ``source_size`` that is exactly 2, 4 or 8 times ``size``
     is decoded straight at the smaller size by the JPEG decoder itself (it keeps
-    the low frequencies of each 8x8 block: smooth, and about half the time of
-    decoding in full and resizing). Any other file is decoded in full and resized
+    the low frequencies of each 8x8 block: smooth, and a third to a half of the
+    time of decoding in full and resizing, measured by
+    ``benchmarks/severstal_pipeline.py``). Any other file is decoded in full and resized
     (bilinear, antialiased), unless it already has ``size``. Works eagerly and in
     ``tf.data``.
 

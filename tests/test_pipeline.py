@@ -271,6 +271,7 @@ def test_a_file_of_another_size_is_named(tmp_path: Path):
         load_images(folder, ids, (32, 200), source_size=(64, 400))
     with pytest.raises(DataError, match=f"{ids[0]}: 64x400 pixels, expected 256x1600"):  # the first one named
         load_images(folder, ids, (32, 200))
+    assert load_images(folder, [], (32, 200)).shape == (0, 32, 200, 3)
 
 
 def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):
