@@ -20,7 +20,9 @@ same models (trained on synthetic images only) predict the 20 real images of
 The ResNet50 base gets ImageNet weights when they can be downloaded; otherwise random
 weights, and the script says so.
 
-Each path is timed ``--repeats`` times in turn and the run of median time is reported.
+In prediction, images are read and classified ``--read-batch`` (32) at a time and the
+ResUNet takes full batches of ``--batch`` (8); ``--read-batch 8`` reads as the segmenter
+batches. Each path is timed ``--repeats`` times in turn and the run of median time is reported.
 The seeds are fixed, but the ResUNet's training is not bit-reproducible on a CPU (its
 weights differ in the last digits after one epoch from run to run, even with
 ``tf.config.experimental.enable_op_determinism``), so its Dice and its masks vary a
@@ -88,6 +90,8 @@ def main() -> None:
     parser.add_argument("--gate-epochs", type=int, default=15, help="epochs of the small gate")
     parser.add_argument("--seg-epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8, help="batch size of the gates and of prediction")
+    parser.add_argument("--read-batch", type=int, default=32,
+                        help="images read and classified per call in prediction (the ResUNet takes --batch)")
     parser.add_argument("--seg-batch", type=int, default=8, help="batch size of the ResUNet's training")
     parser.add_argument("--seg-lr", type=float, default=3e-3, help="learning rate of the ResUNet (short training)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each path on the test split (median)")
@@ -174,9 +178,10 @@ def main() -> None:
 
     # ---- the paths on the test split, timed after a warm-up
     ids = test["ImageId"].tolist()
-    options = dict(images_dir=images_dir, batch_size=batch, min_area=min_area, min_component=30)
+    options = dict(images_dir=images_dir, batch_size=batch, read_batch_size=args.read_batch, min_area=min_area,
+                   min_component=30)
     for model in [resnet, gates["small gate"][0], segmenter]:
-        warm_up(model, size, (batch, 1))
+        warm_up(model, size, (args.read_batch, batch, 1))
     # Each path runs --repeats times, in turn, and the run of median time is reported (the outputs are identical).
     repeated = {name: [] for name in ["every", *gates]}
     for _ in range(args.repeats):

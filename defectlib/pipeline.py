@@ -570,6 +570,7 @@ def predict_two_stage(
     images: np.ndarray | None = None,
     gate: bool = True,
     batch_size: int = 8,
+    read_batch_size: int | None = None,
     classifier_size: tuple[int, int] | None = None,
     segmenter_size: tuple[int, int] | None = None,
     mask_threshold: float | Sequence[float] = 0.5,
@@ -589,7 +590,9 @@ def predict_two_stage(
     the model's input size); images with a score ``>= threshold`` are segmented (at
     ``segmenter_size``; when it equals ``classifier_size`` the images read for
     the classifier are reused), in full batches of ``batch_size`` gathered across
-    the classifier's batches; their probability maps are upsampled to ``out_shape``,
+    the classifier's batches. Images are read and classified ``read_batch_size`` at a
+    time (default ``batch_size``): a larger batch spreads the fixed cost of each call
+    of the reader and the classifier over more images; their probability maps are upsampled to ``out_shape``,
     thresholded and cleaned (:func:`full_size_masks`: :func:`clean_masks` with
     ``mask_threshold``, ``min_area`` and ``min_component``, in pixels of
     ``out_shape``) and encoded (:func:`submission_table`). With ``gate=False`` the
@@ -619,6 +622,9 @@ def predict_two_stage(
         raise ValueError(f"{len(ids)} image ids but {len(images)} images")
     if gate and classifier is None:
         raise ValueError("gate=True needs a classifier")
+    chunk = batch_size if read_batch_size is None else read_batch_size
+    if batch_size < 1 or chunk < 1:
+        raise ValueError(f"batch_size={batch_size}, read_batch_size={read_batch_size}: batch sizes must be >= 1")
     cls_size, seg_size = _input_size(classifier, classifier_size), _input_size(segmenter, segmenter_size)
     seconds = dict.fromkeys(["load", "classify", "segment", "postprocess"], 0.0)
     scores = np.full(len(ids), np.nan) if gate else None
@@ -644,11 +650,11 @@ def predict_two_stage(
     if direct is not None:
         _reader(tuple(direct), tuple(out_shape))   # builds the reader's graph before the clock starts
     start_all = time.perf_counter()
-    for start in range(0, len(ids), batch_size):
-        batch_ids = ids[start:start + batch_size]
+    for start in range(0, len(ids), chunk):
+        batch_ids = ids[start:start + chunk]
         tick = time.perf_counter()
         if images is not None:
-            batch = images[start:start + batch_size]
+            batch = images[start:start + chunk]
         else:  # the files are the size of the masks to predict, out_shape
             batch = load_images(images_dir, batch_ids, direct, out_shape)
         seconds["load"] += time.perf_counter() - tick

@@ -223,6 +223,15 @@ def test_only_images_at_or_above_the_threshold_are_segmented():
     assert segmenter.calls[-3:] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
     assert len(every) == 4 * n
 
+    # read and classified 8 at a time, segmented in full batches of 4: the same table
+    chunked, stats_chunked = predict_two_stage(ids, classifier, segmenter, threshold=0.7, images=images, batch_size=4,
+                                               read_batch_size=8, out_shape=(8, 16))
+    assert classifier.calls[-2:] == [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10]]
+    assert segmenter.calls[-1:] == [[7, 8, 9, 10]] and stats_chunked.segmented_ids == above
+    pd.testing.assert_frame_equal(chunked, table)
+    with pytest.raises(ValueError, match="read_batch_size=0"):
+        predict_two_stage(ids, classifier, segmenter, images=images, read_batch_size=0, out_shape=(8, 16))
+
     nothing, stats_none = predict_two_stage(ids, classifier, segmenter, threshold=2.0, images=images,
                                             out_shape=(8, 16), include_empty=True)
     assert stats_none.n_segmented == 0 and len(nothing) == 4 * n and (nothing["EncodedPixels"] == "").all()
