@@ -183,11 +183,17 @@ def main() -> None:
     for model in [resnet, gates["small gate"][0], segmenter]:
         warm_up(model, size, (args.read_batch, batch, 1))
     # Each path runs --repeats times, in turn, and the run of median time is reported (the outputs are identical).
-    repeated = {name: [] for name in ["every", *gates]}
+    # The baseline in the same run: the no-gate and small-gate paths reading and classifying --batch per call.
+    per_segmenter_batch = dict(options, read_batch_size=batch)
+    repeated = {name: [] for name in ["every", *gates, "no gate, baseline", "small gate, baseline"]}
     for _ in range(args.repeats):
         repeated["every"].append(predict_two_stage(ids, None, segmenter, gate=False, **options))
         for name in gates:
             repeated[name].append(predict_two_stage(ids, gates[name][0], segmenter, thresholds[name], **options))
+        repeated["no gate, baseline"].append(predict_two_stage(ids, None, segmenter, gate=False,
+                                                               **per_segmenter_batch))
+        repeated["small gate, baseline"].append(predict_two_stage(ids, gates["small gate"][0], segmenter,
+                                                               thresholds["small gate"], **per_segmenter_batch))
     by_time = {name: sorted(r, key=lambda run: run[1].seconds["total"]) for name, r in repeated.items()}  # fastest first
     every, stats_all = by_time["every"][args.repeats // 2]
     runs = {name: by_time[name][args.repeats // 2] for name in gates}
@@ -209,6 +215,11 @@ def main() -> None:
         results[name] = (ratio, score_submission(annotations, gated, ids))
         print(f"  {name:22} {stats.images_per_second:8.2f} {ratio:6.2f} {stats.n_segmented:5d} {recall:11.3f} "
               f"{results[name][1]:9.4f}   ({stats})")
+    base_all, base_gate = (by_time[name][args.repeats // 2][1] for name in ("no gate, baseline",
+                                                                            "small gate, baseline"))
+    print(f"  (baseline, reading and classifying {batch} per call instead of {args.read_batch}: every image "
+          f"{base_all.images_per_second:.2f}, small gate {base_gate.images_per_second:.2f} images/s, ratio "
+          f"{base_gate.images_per_second / base_all.images_per_second:.2f})")
     print(f"  {'empty submission':22} {'':>8} {'':>6} {0:5d} {'':>11} {empty_score:9.4f}")
     print(f"  {'oracle gate':22} {'':>8} {'':>6} {len(truly_defective):5d} {'':>11} {oracle_score:9.4f}"
           "   (true labels decide)")
