@@ -590,17 +590,17 @@ def predict_two_stage(
     the model's input size); images with a score ``>= threshold`` are segmented (at
     ``segmenter_size``; when it equals ``classifier_size`` the images read for
     the classifier are reused), in full batches of ``batch_size`` gathered across
-    the classifier's batches. Images are read and classified ``read_batch_size`` at a
-    time (default ``batch_size``): a larger batch spreads the fixed cost of each call
-    of the reader and the classifier over more images; their probability maps are upsampled to ``out_shape``,
+    the classifier's batches; their probability maps are upsampled to ``out_shape``,
     thresholded and cleaned (:func:`full_size_masks`: :func:`clean_masks` with
     ``mask_threshold``, ``min_area`` and ``min_component``, in pixels of
     ``out_shape``) and encoded (:func:`submission_table`). With ``gate=False`` the
-    classifier is not run and every image is segmented. ``stats`` records which
-    images were segmented, all scores, and the seconds spent loading, classifying
-    (resizing included, when the images need it), segmenting and post-processing
-    (call :func:`warm_up` first, or the first batch also pays for building the
-    models' graphs).
+    classifier is not run and every image is segmented. Images are read and
+    classified ``read_batch_size`` at a time (default ``batch_size``): a larger batch
+    spreads the fixed cost of each call of the reader and the classifier over more
+    images. ``stats`` records which images were segmented, all scores, and the
+    seconds spent loading, classifying (resizing included, when the images need
+    it), segmenting and post-processing (call :func:`warm_up` first, or the first
+    batch also pays for building the models' graphs).
 
     Examples
     --------
