@@ -19,13 +19,15 @@ Variable                    Meaning
                             and KerasHub weights) and go straight to the offline path.
 =========================== =========================================================
 
-Notebooks read these through :func:`settings`, never through ``os.environ``.
+A lesson decides its mode once, in its first code cell, with :func:`start_lesson`; every
+helper that depends on the mode (data finding, synthetic sizes, pretrained weights, seeds)
+reads that one decision through :func:`current`, never the environment again.
 
 The course's rule for a missing data set or missing pretrained weights: full mode is the
 real lesson; a lesson that cannot get what it needs runs as a demo (fast-mode sizes, on
 the synthetic stand-ins and random weights) and says so at the top of its output. It is
-decided once, up front, by :func:`settings`, because every size of a lesson is picked
-before its data is loaded. ``book/setup.md`` states the rule for readers.
+decided once, up front, because every size of a lesson is picked before its data is
+loaded. ``book/setup.md`` states the rule for readers.
 """
 
 from __future__ import annotations
@@ -43,10 +45,16 @@ T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-# Where the course's downloads come from (kagglehub: data sets and KerasHub presets). ImageNet
-# weights come from Google's storage; one host answering is taken as "downloads work".
-PROBE_HOST = ("www.kaggle.com", 443)
-NEEDS = ("neu", "severstal", "weights")
+# What a lesson can need, and the host its download comes from: the data sets and KerasHub's
+# presets through kagglehub (Kaggle), keras.applications' ImageNet weights from Google's storage.
+KAGGLE = ("www.kaggle.com", 443)
+GOOGLE_STORAGE = ("storage.googleapis.com", 443)
+DOWNLOAD_HOSTS = {"neu": KAGGLE, "severstal": KAGGLE, "imagenet": GOOGLE_STORAGE, "preset": KAGGLE}
+NEEDS = tuple(DOWNLOAD_HOSTS)
+WHAT = {"neu": "the NEU data (DEFECTLIB_NEU_DIR is not set)",
+        "severstal": "the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set)",
+        "imagenet": "the ImageNet weights of keras.applications",
+        "preset": "the KerasHub preset"}
 
 
 def _flag(name: str) -> bool:
@@ -102,7 +110,8 @@ class Settings:
                     "So this lesson runs as a demo: fast-mode sizes, the synthetic stand-in data\n"
                     "and random weights where real ones are missing. Its numbers are NOT results.\n"
                     "For the real lesson set DEFECTLIB_NEU_DIR / DEFECTLIB_SEVERSTAL_DIR, or run\n"
-                    f"with internet access; DEFECTLIB_FAST=0 forces full mode anyway.\n{bar}")
+                    "with internet access. DEFECTLIB_FAST=0 forces full mode: on the stand-ins,\n"
+                    f"and it stops if pretrained weights cannot be had.\n{bar}")
         elif self.fast:
             mode = "FAST (small data, few epochs: numbers are not meaningful)"
         else:
@@ -119,28 +128,31 @@ def settings(needs: Iterable[str] | None = None) -> Settings:
     """Read the run settings from the environment.
 
     ``DEFECTLIB_FAST=1`` or ``0`` chooses the mode. When it is not set (or ``auto``),
-    full mode is chosen only if what the lesson needs can be had, and otherwise the
-    run is a demo in fast mode with the reason in ``demo_reason`` (printed by
-    ``print(settings())``). ``needs`` names what the lesson needs, among
-    ``"neu"`` (a NEU folder, or downloads), ``"severstal"`` (a Severstal folder,
-    or downloads and Kaggle credentials) and ``"weights"`` (downloads). Without
-    ``needs``: a data folder, or downloads. Downloads work when
-    ``DEFECTLIB_OFFLINE`` is not set and :data:`PROBE_HOST` answers (checked once
-    per process, in at most 3 seconds).
+    full mode is chosen only if everything in ``needs`` can be had, and otherwise
+    the run is a demo in fast mode with the reason in ``demo_reason``. ``needs``
+    names what the lesson needs, among :data:`NEEDS`: ``"neu"`` (a NEU folder or a
+    Kaggle download), ``"severstal"`` (a Severstal folder, or a Kaggle download
+    with credentials), ``"imagenet"`` (keras.applications' weights) and
+    ``"preset"`` (a KerasHub preset). Without ``needs``: a data folder, or
+    downloads from Kaggle. A download counts as possible when ``DEFECTLIB_OFFLINE``
+    is not set and the host it comes from (:data:`DOWNLOAD_HOSTS`) answers (asked
+    once per process, in at most 3 seconds). Lessons call :func:`start_lesson`,
+    which decides with this function once and keeps the result.
+
+    Parameters
+    ----------
+    needs : what the lesson needs, or ``None``.
 
     Examples
     --------
-    >>> s = settings()
-    >>> s.pick(full="full run", fast="quick check") in ("full run", "quick check")
-    True
     >>> import os
     >>> saved = dict(os.environ)
     >>> os.environ.update(DEFECTLIB_OFFLINE="1"); os.environ.pop("DEFECTLIB_FAST", None)
     >>> os.environ.pop("DEFECTLIB_NEU_DIR", None); os.environ.pop("DEFECTLIB_SEVERSTAL_DIR", None)
-    >>> settings().demo_reason
-    'no data folder is set (DEFECTLIB_NEU_DIR, DEFECTLIB_SEVERSTAL_DIR) and downloads are off (DEFECTLIB_OFFLINE=1)'
+    >>> settings(needs=("neu",)).demo_reason
+    'cannot get the NEU data (DEFECTLIB_NEU_DIR is not set): downloads are off (DEFECTLIB_OFFLINE=1)'
     >>> os.environ["DEFECTLIB_FAST"] = "0"
-    >>> settings().fast, settings().demo
+    >>> settings(needs=("neu",)).fast, settings(needs=("neu",)).demo
     (False, False)
     >>> os.environ.clear(); os.environ.update(saved)
     """
@@ -173,35 +185,48 @@ def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: P
     needs = None if needs is None else tuple(needs)
     unknown = set(needs or ()) - set(NEEDS)
     if unknown:
-        raise ValueError(f"settings(needs=...): unknown {sorted(unknown)}; expected some of {NEEDS}")
-    no_download = _download_problem(offline)
+        raise ValueError(f"needs=...: unknown {sorted(unknown)}; expected some of {NEEDS}")
     if needs is None:
-        if neu_dir or severstal_dir or not no_download:
+        problem = download_problem("neu", offline)
+        if neu_dir or severstal_dir or not problem:
             return ""
-        return f"no data folder is set (DEFECTLIB_NEU_DIR, DEFECTLIB_SEVERSTAL_DIR) and {no_download}"
-    reasons = []
-    if "neu" in needs and not neu_dir and no_download:
-        reasons.append("the NEU data (DEFECTLIB_NEU_DIR is not set)")
-    if "severstal" in needs and not severstal_dir:
-        if no_download:
-            reasons.append("the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set)")
-        elif not kaggle_credentials():
+        return f"no data folder is set (DEFECTLIB_NEU_DIR, DEFECTLIB_SEVERSTAL_DIR) and {problem}"
+    folders = {"neu": neu_dir, "severstal": severstal_dir}
+    reasons, problems = [], []
+    for need in needs:
+        if folders.get(need):
+            continue
+        problem = download_problem(need, offline)
+        if problem:
+            reasons.append(WHAT[need])
+            problems.append(problem)
+        elif need == "severstal" and not kaggle_credentials():
             reasons.append("the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set, and the download needs "
                            "Kaggle credentials, which were not found)")
-    if "weights" in needs and no_download:
-        reasons.append("the pretrained weights")
     if not reasons:
         return ""
-    why = f": {no_download}" if no_download else ""
+    why = f": {'; '.join(dict.fromkeys(problems))}" if problems else ""
     return "cannot get " + " and ".join(reasons) + why
 
 
-def _download_problem(offline: bool) -> str:
-    """Why nothing can be downloaded, or ``""`` when downloads should work."""
-    if offline:
+def download_problem(need: str, offline: bool | None = None) -> str:
+    """Why what ``need`` names cannot be downloaded, or ``""`` when its host answers.
+
+    Parameters
+    ----------
+    need : one of :data:`NEEDS`.
+    offline : ``DEFECTLIB_OFFLINE``; read from the environment when ``None``.
+
+    Examples
+    --------
+    >>> download_problem("imagenet", offline=True)
+    'downloads are off (DEFECTLIB_OFFLINE=1)'
+    """
+    if _flag("DEFECTLIB_OFFLINE") if offline is None else offline:
         return "downloads are off (DEFECTLIB_OFFLINE=1)"
-    if not _answers(*PROBE_HOST):
-        return f"downloads are not possible ({PROBE_HOST[0]} does not answer)"
+    host, port = DOWNLOAD_HOSTS[need]
+    if not _answers(host, port):
+        return f"downloads are not possible ({host} does not answer)"
     return ""
 
 
@@ -213,6 +238,67 @@ def _answers(host: str, port: int, timeout: float = 3.0) -> bool:
     except OSError:
         return False
     return True
+
+
+_ACTIVE: Settings | None = None  # the decision of start_lesson(), read by current()
+
+
+def current() -> Settings:
+    """The run's settings: the ones :func:`start_lesson` decided, else read from the environment.
+
+    Every helper that depends on the mode calls this, so that a lesson's helpers
+    agree with the decision made at its top.
+
+    Examples
+    --------
+    >>> use(Settings(fast=True, seed=5, neu_dir=None, severstal_dir=None,
+    ...              data_home=Path("/tmp/x"), offline=True)).seed
+    5
+    >>> current().seed
+    5
+    >>> _ = use(None)   # forget it: read the environment again
+    """
+    return _ACTIVE if _ACTIVE is not None else settings()
+
+
+def use(cfg: Settings | None) -> Settings | None:
+    """Make ``cfg`` the run's settings for :func:`current` (``None``: read the environment again)."""
+    global _ACTIVE
+    _ACTIVE = cfg
+    return cfg
+
+
+def start_lesson(needs: Iterable[str]) -> Settings:
+    """Decide a lesson's mode once, keep it for every helper, print it and seed everything.
+
+    The first call of every lesson. It decides with :func:`settings` (``needs`` as
+    there), makes the result the one :func:`current` returns, prints the mode box,
+    seeds Python, NumPy and TensorFlow with ``DEFECTLIB_SEED`` and silences Keras's
+    warning that ``fit`` ignores ``shuffle=True`` for a dataset (the course's
+    pipelines shuffle themselves).
+
+    Parameters
+    ----------
+    needs : what the lesson needs, among :data:`NEEDS`.
+
+    Examples
+    --------
+    >>> import os
+    >>> saved = dict(os.environ)
+    >>> os.environ.update(DEFECTLIB_FAST="1", DEFECTLIB_SEED="7")
+    >>> cfg = start_lesson(needs=("neu",))  # doctest: +ELLIPSIS
+    mode: FAST ...
+    >>> cfg is current(), cfg.seed
+    (True, 7)
+    >>> _ = use(None); os.environ.clear(); os.environ.update(saved)
+    """
+    import warnings
+
+    cfg = use(settings(needs=tuple(needs)))
+    print(cfg, flush=True)
+    seed_everything(cfg.seed)
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    return cfg
 
 
 def kaggle_credentials() -> bool:
@@ -245,7 +331,7 @@ def seed_everything(seed: int | None = None) -> int:
     """
     import keras
 
-    seed = settings().seed if seed is None else seed
+    seed = current().seed if seed is None else seed
     keras.utils.set_random_seed(seed)
     return seed
 

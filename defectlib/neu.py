@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from defectlib.config import banner, settings, write_complete
+from defectlib.config import banner, current, write_complete
 from defectlib.errors import DataError, raise_all
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def find_neu(path: str | Path | None = None, max_per_class: int | None = None) -
     >>> data.files.groupby("split").size().to_dict()
     {'train': 24, 'validation': 6}
     """
-    cfg = settings()
+    cfg = current()
     folder = Path(path).expanduser() if path is not None else cfg.neu_dir
     if folder is not None:
         if not folder.is_dir():
@@ -400,7 +400,7 @@ def with_test_split(data: NEUData, validation_fraction: float = 0.2, seed: int |
     """
     if (data.files["split"] == "test").any():
         return data
-    seed = settings().seed if seed is None else seed
+    seed = current().seed if seed is None else seed
     files = data.files.copy()
     files.loc[files["split"] == "validation", "split"] = "test"
     files = _make_validation_split(files, seed, validation_fraction)
@@ -633,7 +633,7 @@ def neu_datasets(data: NEUData, image_size: tuple[int, int] | None = None, color
     """
     import tensorflow as tf
 
-    seed = settings().seed if seed is None else seed
+    seed = current().seed if seed is None else seed
 
     def pipeline(split: str, shuffle: bool):
         x, y = neu_arrays(data, split, color, image_size)

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .config import banner, settings, write_complete
+from .config import banner, current, write_complete
 from .errors import DataError, raise_all
 from .neu import decode_image_file, without_autotuning
 from .rle import SEVERSTAL_SHAPE, parse_rle, rle_encode, rles_to_masks
@@ -106,12 +106,12 @@ def _announce(data: SeverstalData, why: str) -> SeverstalData:
 
 
 def _default_synthetic_size() -> int:
-    return settings().pick(full=800, fast=24)
+    return current().pick(full=800, fast=24)
 
 
 def _synthetic_set() -> SeverstalData:
     n_images, seed = _default_synthetic_size(), 0
-    root = settings().data_home / "synthetic" / f"severstal-{n_images}-seed{seed}"
+    root = current().data_home / "synthetic" / f"severstal-{n_images}-seed{seed}"
     if root.exists() and not (root / SYNTHETIC_MARKER).is_file():
         shutil.rmtree(root)  # the course's own cache, left half-written by an older version
     return _layout(make_synthetic_severstal(root, n_images=n_images, seed=seed), "synthetic")
@@ -138,7 +138,7 @@ def find_severstal(path: str | Path | None = None) -> SeverstalData:
     >>> data.train_csv.name, data.synthetic
     ('train.csv', False)
     """
-    s = settings()
+    s = current()
     if path is not None:
         return _announce(_layout(Path(path).expanduser(), "folder"), "the path given to find_severstal()")
     if s.severstal_dir is not None:
@@ -350,7 +350,7 @@ def split_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Split rows into train, validation and test sets, stratified by ``label_col``.
 
-    Deterministic for a seed (default: ``settings().seed``). Each part keeps the
+    Deterministic for a seed (default: ``current().seed``). Each part keeps the
     table's row order. The split is scikit-learn's stratified ``train_test_split``.
     A table too small for it (a label with only a few rows, as in a handful of
     images) is split label by label instead: each label's rows are shared out in
@@ -376,7 +376,7 @@ def split_table(
     """
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions {fractions}: expected three positive numbers that sum to 1")
-    seed = settings().seed if seed is None else seed
+    seed = current().seed if seed is None else seed
     from sklearn.model_selection import train_test_split
 
     _, val_part, test_part = fractions
@@ -523,7 +523,7 @@ def _finish(
     import tensorflow as tf
 
     if shuffle:
-        ds = ds.shuffle(n, seed=settings().seed if seed is None else seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(n, seed=current().seed if seed is None else seed, reshuffle_each_iteration=True)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return without_autotuning(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from defectlib.config import settings
+from defectlib.config import current
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
     ('model with weights=imagenet', True)
     >>> os.environ.clear(); os.environ.update(saved)
     """
-    cfg = settings()
+    cfg = current()
     if not cfg.offline:
         try:
             model = build("imagenet")

@@ -18,3 +18,13 @@ def shared_data() -> Path:
     if not folder.is_dir():
         pytest.skip(f"reference data not found at {folder} (set DEFECTLIB_SHARED_DATA)")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def no_lesson_settings():
+    """Each test starts and ends without a lesson's decided settings (defectlib.config.start_lesson)."""
+    from defectlib import config
+
+    config.use(None)
+    yield
+    config.use(None)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from defectlib import config
-from defectlib.config import kaggle_credentials, settings
+from defectlib.config import kaggle_credentials, settings, start_lesson
 from defectlib.weights import pretrained
 
 
@@ -42,7 +42,17 @@ def test_unset_offline_without_data_is_a_demo_that_says_why(env, fast):
 
 def test_no_answer_from_the_download_host_is_a_demo(env):
     env.setattr(config, "_answers", lambda host, port: False)
-    assert f"{config.PROBE_HOST[0]} does not answer" in settings().demo_reason
+    assert f"{config.KAGGLE[0]} does not answer" in settings().demo_reason
+
+
+def test_each_need_asks_the_host_its_download_comes_from(env):
+    asked = []
+    env.setattr(config, "_answers", lambda host, port: asked.append(host) or host != "storage.googleapis.com")
+    assert settings(needs=["neu", "preset"]).demo is False
+    assert asked == ["www.kaggle.com", "www.kaggle.com"]
+    reason = settings(needs=["neu", "imagenet"]).demo_reason
+    assert reason == ("cannot get the ImageNet weights of keras.applications: downloads are not possible "
+                      "(storage.googleapis.com does not answer)")
 
 
 def test_a_data_folder_offline_is_full(env, tmp_path):
@@ -63,10 +73,10 @@ def test_needs_are_checked_one_by_one(env, tmp_path):
     env.setenv("DEFECTLIB_OFFLINE", "1")
     env.setenv("DEFECTLIB_NEU_DIR", str(tmp_path))
     assert settings(needs=["neu"]).demo is False
-    reason = settings(needs=["neu", "weights"]).demo_reason
-    assert reason == "cannot get the pretrained weights: downloads are off (DEFECTLIB_OFFLINE=1)"
-    with pytest.raises(ValueError, match="imagenet"):
-        settings(needs=["imagenet"])
+    reason = settings(needs=["neu", "imagenet"]).demo_reason
+    assert reason == "cannot get the ImageNet weights of keras.applications: downloads are off (DEFECTLIB_OFFLINE=1)"
+    with pytest.raises(ValueError, match="weights"):
+        settings(needs=["weights"])
 
 
 def test_severstal_downloads_need_kaggle_credentials(env, tmp_path):
@@ -95,9 +105,11 @@ def test_weights_say_which_they_are_in_every_mode(env, capsys):
     assert pretrained(lambda w: "real model", "a toy") == ("real model", True)
     assert "Pretrained weights: a toy" in capsys.readouterr().out
     env.setattr(config, "_answers", lambda host, port: False)  # a demo: no downloads possible
+    start_lesson(needs=["imagenet"])
     assert pretrained(build, "a toy") == ("random model", False)
     out = capsys.readouterr().out
     assert "DEMO RUN" in out and "RANDOM weights" in out and "no route to host" in out
     env.setenv("DEFECTLIB_FAST", "0")
+    start_lesson(needs=["imagenet"])
     with pytest.raises(RuntimeError, match="DEFECTLIB_FAST=1"):
         pretrained(build, "a toy")

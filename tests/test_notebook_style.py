@@ -10,8 +10,8 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Lines that serve the machinery, not the lesson: the settings, warnings filters and asserts.
-PLUMBING_LINE = re.compile(r"\s*(assert |warnings\.|import warnings\b|cfg = settings\(|print\(cfg\)|"
-                           r"(seed = )?seed_everything\()")
+PLUMBING_LINE = re.compile(r"\s*(assert |warnings\.|import warnings\b|cfg = (settings|start_lesson)\(|print\(cfg\)|"
+                           r"seed = cfg\.seed|(seed = )?seed_everything\()")
 
 
 def plumbing_share(notebook: Path) -> tuple[int, int]:
