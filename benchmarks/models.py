@@ -64,18 +64,20 @@ GOAL_ACCURACY, GOAL_SECONDS = 0.97, 600  # best pure ViT: at least 97 % on test 
 
 def scratch_candidates(cnn, models) -> list[tuple[str, object, float, float, int]]:
     """(name, builder, peak learning rate, weight decay, epochs) of every from-scratch model, in table order."""
-    pooled = {"patch_size": 10, "downsample": 2, "augment": True, **VIT_SIZE}  # 100x100 images: 100 tokens
+    pooled = {"patch_size": 10, "downsample": 2, **VIT_SIZE}  # 100x100 images: 100 tokens, augmented
     return [
-        ("vit", lambda: models.vit(patch_size=20, **VIT_SIZE, name="vit"), 1e-3, 0.05, EPOCHS),
-        ("vit_augmented", lambda: models.vit(patch_size=20, augment=True, **VIT_SIZE, name="vit_augmented"),
+        ("vit", lambda: models.build_vit(patch_size=20, **VIT_SIZE, name="vit"), 1e-3, 0.05, EPOCHS),
+        ("vit_augmented", lambda: models.build_vit(patch_size=20, augment=True, **VIT_SIZE, name="vit_augmented"),
          1e-3, 0.05, EPOCHS),
-        ("vit_small_patches", lambda: models.vit(patch_size=10, augment=True, **VIT_SIZE, name="vit_small_patches"),
+        ("vit_small_patches",
+         lambda: models.build_vit(patch_size=10, augment=True, **VIT_SIZE, name="vit_small_patches"),
          1e-3, 0.05, EPOCHS),
-        ("vit_conv_stem", lambda: models.vit(patch_size=20, conv_stem=True, augment=True, **VIT_SIZE,
+        ("vit_conv_stem", lambda: models.build_vit(patch_size=20, conv_stem=True, augment=True, **VIT_SIZE,
                                              name="vit_conv_stem"), 1e-3, 0.05, EPOCHS),
         ("hybrid", lambda: models.hybrid(), 2e-3, 0.05, EPOCHS),
-        ("vit_pooled", lambda: models.vit(**pooled, name="vit_pooled"), 1e-3, 0.05, LONG_EPOCHS),
-        ("vit_spt", lambda: models.vit(**pooled, shifted_patches=True, name="vit_spt"), 1e-3, 0.05, LONG_EPOCHS),
+        ("vit_pooled", lambda: models.build_vit_spt(**pooled, shifted=False, name="vit_pooled"), 1e-3, 0.05,
+         LONG_EPOCHS),
+        ("vit_spt", lambda: models.build_vit_spt(**pooled, name="vit_spt"), 1e-3, 0.05, LONG_EPOCHS),
         ("refined_cnn", lambda: cnn.refined_cnn(), 3e-3, 0.0, EPOCHS),  # lesson 1's recipe: Adam, peak 3e-3
     ]
 
@@ -110,7 +112,7 @@ def main() -> None:
     import keras
     import keras_hub
 
-    from defectlib import cnn, vit as models
+    from defectlib import cnn, vit as models, vit_tools
     from defectlib.compare import Stopwatch, comparison_table, format_table, measure, recommend, train_and_record
     from defectlib.config import seed_everything, settings
     from defectlib.neu import find_neu, neu_datasets, with_test_split
@@ -154,7 +156,7 @@ def main() -> None:
             for run_seed in seeds:
                 seed_everything(run_seed)
                 model = build()
-                models.compile_transformer(model, epochs * len(train), learning_rate=learning_rate,
+                vit_tools.compile_transformer(model, epochs * len(train), learning_rate=learning_rate,
                                            weight_decay=weight_decay)
                 print(f"\n== {name}, seed {run_seed}: {model.count_params():,} parameters, {epochs} epochs, peak "
                       f"learning rate {learning_rate:g}, weight decay {weight_decay:g} ({machine_load()})", flush=True)
@@ -211,14 +213,14 @@ def main() -> None:
 
         if wanted("vit_pretrained"):
             seed_everything(seed)
-            print(f"\n== vit_pretrained: KerasHub {models.VIT_PRESET} ({machine_load()})", flush=True)
+            print(f"\n== vit_pretrained: KerasHub {vit_tools.VIT_PRESET} ({machine_load()})", flush=True)
             try:
-                model, real = models.pretrained_vit()
+                model, real = vit_tools.pretrained_vit()
             except RuntimeError as error:
                 print(f"vit_pretrained: no preset here ({str(error)[:120]}...): ViT-B/16 with random weights, "
                       "no accuracy")
-                backbone = keras_hub.models.ViTBackbone(**models.VIT_B16_CONFIG, name="vit_backbone")
-                model, real = models.vit_classifier(backbone), False
+                backbone = keras_hub.models.ViTBackbone(**vit_tools.VIT_B16_CONFIG, name="vit_backbone")
+                model, real = vit_tools.vit_classifier(backbone), False
             two_phases("vit_pretrained", model, real, train, val, test, lambda m: models.unfreeze_vit_top(m, 1),
                        "ViT-B/16, head + fine-tuned top")
 

@@ -24,7 +24,7 @@ one-hot labels. The test images that were wrong are listed, with the number of r
 each one wrong.
 
 ``--part ablation`` (issue 12, point 13): from the seed model, one change at a time
-(``defectlib.cnn.ABLATION_STEPS``), each trained ``--ablation-epochs`` epochs and evaluated on
+(``defectlib.ablation.ABLATION_STEPS``), each trained ``--ablation-epochs`` epochs and evaluated on
 the validation split; accuracy and time per epoch per row.
 
 Run: ``python benchmarks/neu_cnn.py [--part seeds|ablation|all] [--epochs N] [--downsample 1|2]
@@ -187,7 +187,8 @@ def part_seeds(data, epochs: int, seeds: list[int], seed_epochs: int, downsample
 def part_ablation(data, epochs: int, seed: int, only: str | None = None) -> None:
     import keras
 
-    from defectlib.cnn import ABLATION_STEPS, ablation_cnn, cosine_with_warmup, seed_schedule
+    from defectlib.ablation import ABLATION_STEPS, ablation_cnn
+    from defectlib.cnn import cosine_with_warmup, seed_schedule
     from defectlib.config import seed_everything
     from defectlib.neu import neu_datasets
 

@@ -19,7 +19,7 @@ cached, one pass in all, plus the head's training.
 The base has RANDOM weights (``weights=None``): the time of a forward pass does not
 depend on the values of the weights, and the equality check holds for any weights,
 so no ImageNet download is needed. Their BatchNormalization statistics are set from
-one batch of training images (``defectlib.transfer.calibrate_batch_norm``), otherwise
+one batch of training images (``defectlib.model_tools.calibrate_batch_norm``), otherwise
 the random base's features vanish (about 1e-13) and the heads would learn nothing
 but their bias, which would make the agreement check empty. The accuracies of these
 heads mean nothing and are not shown; only the times, the ratio and the agreement are.
@@ -67,7 +67,8 @@ def main() -> None:
 
     from defectlib.config import seed_everything, settings
     from defectlib.neu import find_neu, neu_arrays, with_test_split, without_autotuning
-    from defectlib.transfer import calibrate_batch_norm, feature_extractor, head_model, transfer_model
+    from defectlib.model_tools import calibrate_batch_norm
+    from defectlib.transfer import feature_extractor, head_model, transfer_model
 
     # The pipelines shuffle themselves; Keras warns at every fit that its own shuffle=True is ignored.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")

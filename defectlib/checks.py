@@ -202,7 +202,7 @@ def patches_and_attention(answer: Any, image_size: tuple[int, int] = (200, 200),
 
     The shape is that of one head's attention weights for one image, ``(rows,
     columns)``; its number of entries is accepted too. The expected values come from
-    the course's :class:`defectlib.vit.PatchEmbedding`.
+    how :class:`defectlib.vit.PatchEmbedding` cuts an image.
 
     Examples
     --------
@@ -213,9 +213,7 @@ def patches_and_attention(answer: Any, image_size: tuple[int, int] = (200, 200),
     try again: the number of patches is too low. Count the patches along each side of the 40x40 image first.
     'try again'
     """
-    from defectlib.vit import PatchEmbedding
-
-    n_tokens = PatchEmbedding(patch_size, 1).compute_output_shape((1, *image_size, 1))[1]
+    n_tokens = (image_size[0] // patch_size) * (image_size[1] // patch_size)
     if isinstance(answer, tuple) and all(not attempted(part) for part in answer):
         answer = None
 

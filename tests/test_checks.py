@@ -134,12 +134,12 @@ def _small_hybrid(**kwargs):
 
 
 def test_hybrid_model(capsys):
-    from defectlib.vit import vit
+    from defectlib.vit import build_vit
 
     assert checks.hybrid_model(None) == checks.NOT_ATTEMPTED
     assert checks.hybrid_model(_small_hybrid(num_layers=1), num_layers=1) == checks.CORRECT
     assert checks.hybrid_model(_small_hybrid(num_layers=2), num_layers=1) == checks.TRY_AGAIN
-    pure = vit(image_size=(64, 64), patch_size=16, hidden_dim=64, num_heads=2, num_layers=1, mlp_dim=32)
+    pure = build_vit(image_size=(64, 64), patch_size=16, hidden_dim=64, num_heads=2, num_layers=1, mlp_dim=32)
     assert checks.hybrid_model(pure, num_layers=1) == checks.TRY_AGAIN  # no residual stem
     assert checks.hybrid_model("a model", num_layers=1) == checks.TRY_AGAIN
     out = capsys.readouterr().out

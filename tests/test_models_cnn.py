@@ -7,7 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from defectlib.cnn import ABLATION_STEPS, ablation_cnn, lenet, refined_cnn, seed_schedule  # noqa: E402
+from defectlib.ablation import ABLATION_STEPS, ablation_cnn  # noqa: E402
+from defectlib.cnn import lenet, refined_cnn, seed_schedule  # noqa: E402
 
 # Small versions of both models, so that every test runs in a few seconds on a CPU.
 SMALL_LENET = {"input_shape": (48, 48, 3), "image_size": (40, 40), "filters": (4, 8, 8)}

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from defectlib.transfer import (TRANSFER_BASES, calibrate_batch_norm, feature_extractor, head_model, trainable_summary,
-                                transfer_model, unfreeze_top)
+from defectlib.model_tools import calibrate_batch_norm, trainable_summary
+from defectlib.transfer import NETWORKS, feature_extractor, head_model, transfer_model, unfreeze_top
 from defectlib.weights import pretrained
 
 INPUT = (40, 40, 3)
@@ -46,7 +46,7 @@ def values(weights) -> list[np.ndarray]:
     return [np.array(w) for w in weights]
 
 
-@pytest.fixture(scope="module", params=sorted(TRANSFER_BASES))
+@pytest.fixture(scope="module", params=sorted(NETWORKS))
 def built(request) -> tuple[str, keras.Model]:
     """One freshly built model of each kind, shared by the tests that do not change it."""
     return request.param, small(request.param)

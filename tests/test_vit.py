@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from defectlib import vit as models  # noqa: E402
+from defectlib import vit, vit_tools  # noqa: E402
 
 SMALL = {"hidden_dim": 16, "num_heads": 2, "num_layers": 1, "mlp_dim": 32}
 
@@ -18,7 +18,7 @@ def _images(n: int = 3, size: int = 32, channels: int = 1) -> np.ndarray:
 
 @pytest.mark.parametrize(("size", "patch"), [((32, 32), 8), ((40, 60), 10), ((64, 64), 16)])
 def test_vit_patch_count_and_embedding_size(size, patch):
-    model = models.vit(image_size=size, patch_size=patch, **SMALL)
+    model = vit.build_vit(image_size=size, patch_size=patch, **SMALL)
     tokens = model.get_layer("patch_embedding").output.shape
     assert tuple(tokens) == (None, (size[0] // patch) * (size[1] // patch), SMALL["hidden_dim"])
     for i in range(SMALL["num_layers"]):
@@ -26,7 +26,7 @@ def test_vit_patch_count_and_embedding_size(size, patch):
 
 
 def test_vit_outputs_a_softmax():
-    model = models.vit(image_size=(32, 32), patch_size=8, num_classes=6, **SMALL)
+    model = vit.build_vit(image_size=(32, 32), patch_size=8, num_classes=6, **SMALL)
     probabilities = np.asarray(model(_images(), training=False))
     assert probabilities.shape == (3, 6)
     assert np.all(probabilities >= 0)
@@ -34,12 +34,12 @@ def test_vit_outputs_a_softmax():
 
 
 def test_patch_size_must_divide_the_image():
-    with pytest.raises(ValueError, match="not divisible"):
-        models.vit(image_size=(30, 30), patch_size=8, **SMALL)
+    with pytest.raises(ValueError, match="do not split into 8-pixel patches"):
+        vit.build_vit(image_size=(30, 30), patch_size=8, **SMALL)
 
 
 def test_position_embeddings_are_learnable_and_shaped_per_token():
-    model = models.vit(image_size=(32, 32), patch_size=8, **SMALL)
+    model = vit.build_vit(image_size=(32, 32), patch_size=8, **SMALL)
     layer = model.get_layer("position_embedding")
     assert tuple(layer.embedding.shape) == (16, SMALL["hidden_dim"])
     assert any(w is layer.embedding for w in model.trainable_weights)
@@ -50,8 +50,8 @@ def test_position_embeddings_are_learnable_and_shaped_per_token():
 
 
 def test_conv_stem_gives_the_same_tokens_from_convolutions():
-    plain = models.vit(image_size=(40, 40), patch_size=20, **SMALL)
-    stem = models.vit(image_size=(40, 40), patch_size=20, conv_stem=True, **SMALL)
+    plain = vit.build_vit(image_size=(40, 40), patch_size=20, **SMALL)
+    stem = vit.build_vit(image_size=(40, 40), patch_size=20, conv_stem=True, **SMALL)
     assert stem.get_layer("patch_embedding").output.shape == plain.get_layer("patch_embedding").output.shape
     strides = [layer.strides[0] for layer in stem.layers if layer.name.startswith("stem_conv")]
     assert int(np.prod(strides)) == 20 and len(strides) > 1
@@ -69,7 +69,7 @@ def _moved(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 @pytest.mark.parametrize("shift", [1, 2, 3])
 def test_diagonal_shifts_match_a_hand_made_shift(shift):
     images = _images(n=2, size=8, channels=2)
-    views = keras.ops.convert_to_numpy(models.diagonal_shifts(images, shift))
+    views = keras.ops.convert_to_numpy(vit.diagonal_shifts(images, shift))
     assert views.shape == (2, 8, 8, 10)
     for i, image in enumerate(images):
         expected = [image] + [_moved(image, dy, dx) for dy, dx in
@@ -79,7 +79,7 @@ def test_diagonal_shifts_match_a_hand_made_shift(shift):
 
 def test_shifted_patch_embedding_is_norm_then_projection_of_each_stacked_patch():
     images = _images(n=2, size=12)
-    layer = models.ShiftedPatchEmbedding(patch_size=4, hidden_dim=5)
+    layer = vit.ShiftedPatchEmbedding(patch_size=4, hidden_dim=5)
     tokens = keras.ops.convert_to_numpy(layer(images))
     assert tokens.shape == (2, 9, 5) and layer.projection.kernel.shape == (4 * 4 * 5, 5)
     stacked = np.concatenate([images[1]] + [_moved(images[1], dy, dx) for dy, dx in ((2, 2), (2, -2), (-2, 2), (-2, -2))],
@@ -92,28 +92,28 @@ def test_shifted_patch_embedding_is_norm_then_projection_of_each_stacked_patch()
 
 
 def test_downsample_and_shifted_patches_in_the_vit():
-    model = models.vit(image_size=(64, 64), patch_size=8, downsample=2, shifted_patches=True, augment=True, **SMALL)
+    model = vit.build_vit_spt(image_size=(64, 64), patch_size=8, downsample=2, **SMALL)
     names = [layer.name for layer in model.layers]
     assert names.index("downsample") < names.index("augment") < names.index("patch_embedding")
     assert model.get_layer("augment").input.shape == (None, 32, 32, 1)
-    assert isinstance(model.get_layer("patch_embedding"), models.ShiftedPatchEmbedding)
+    assert isinstance(model.get_layer("patch_embedding"), vit.ShiftedPatchEmbedding)
     assert tuple(model.get_layer("patch_embedding").output.shape) == (None, 16, SMALL["hidden_dim"])
-    with pytest.raises(ValueError, match="conv_stem or shifted_patches"):
-        models.vit(image_size=(64, 64), patch_size=8, conv_stem=True, shifted_patches=True, **SMALL)
+    plain = vit.build_vit_spt(image_size=(64, 64), patch_size=8, downsample=2, shifted=False, **SMALL)
+    assert type(plain.get_layer("patch_embedding")) is vit.PatchEmbedding  # the benchmark's vit_pooled
 
 
 def test_hybrid_shapes():
-    model = models.hybrid(image_size=(64, 64), stem_filters=(8, 16, 24), **SMALL)
+    model = vit.hybrid(image_size=(64, 64), stem_filters=(8, 16, 24), **SMALL)
     assert tuple(model.get_layer("patch_embedding").output.shape) == (None, 4 * 4, SMALL["hidden_dim"])
     assert model.output_shape == (None, 6)
     assert any("_res_add" in layer.name for layer in model.layers), "the stem has no residual block"
 
 
 @pytest.mark.parametrize("build", [
-    lambda: models.vit(image_size=(32, 32), patch_size=8, **SMALL),
-    lambda: models.vit(image_size=(32, 32), patch_size=8, conv_stem=True, augment=True, **SMALL),
-    lambda: models.vit(image_size=(32, 32), patch_size=4, downsample=2, shifted_patches=True, augment=True, **SMALL),
-    lambda: models.hybrid(image_size=(32, 32), stem_filters=(8, 16), **SMALL),
+    lambda: vit.build_vit(image_size=(32, 32), patch_size=8, **SMALL),
+    lambda: vit.build_vit(image_size=(32, 32), patch_size=8, conv_stem=True, augment=True, **SMALL),
+    lambda: vit.build_vit_spt(image_size=(32, 32), patch_size=4, downsample=2, **SMALL),
+    lambda: vit.hybrid(image_size=(32, 32), stem_filters=(8, 16), **SMALL),
 ], ids=["vit", "vit_conv_stem_augmented", "vit_pooled_spt_augmented", "hybrid"])
 def test_save_and_load_with_safe_mode(build, tmp_path):
     model = build()
@@ -128,13 +128,13 @@ def test_save_and_load_with_safe_mode(build, tmp_path):
 
 def test_the_preset_exists_in_keras_hub():
     keras_hub = pytest.importorskip("keras_hub")
-    assert models.VIT_PRESET in keras_hub.models.ViTBackbone.presets
+    assert vit_tools.VIT_PRESET in keras_hub.models.ViTBackbone.presets
 
 
 def test_pretrained_vit_offline_fast_uses_a_small_random_backbone(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("DEFECTLIB_FAST", "1")
     monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
-    model, real = models.pretrained_vit(input_shape=(48, 48, 1))
+    model, real = vit_tools.pretrained_vit(input_shape=(48, 48, 1))
     assert real is False
     assert "RANDOM weights" in capsys.readouterr().out
     backbone = next(layer for layer in model.layers if layer.__class__.__name__ == "ViTBackbone")
@@ -156,14 +156,14 @@ def test_pretrained_vit_offline_full_mode_refuses_random_weights(monkeypatch):
     monkeypatch.setenv("DEFECTLIB_FAST", "0")
     monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="pretrained weights"):
-        models.pretrained_vit()
+        vit_tools.pretrained_vit()
 
 
 @pytest.fixture
 def stand_in_preset(tmp_path):
     """A small ViTBackbone saved as a local KerasHub preset: the real loading path, no download."""
     keras_hub = pytest.importorskip("keras_hub")
-    backbone = keras_hub.models.ViTBackbone(**models.SMALL_VIT_CONFIG, name="vit_backbone")
+    backbone = keras_hub.models.ViTBackbone(**vit_tools.SMALL_VIT_CONFIG, name="vit_backbone")
     folder = tmp_path / "preset"
     backbone.save_to_preset(str(folder))
     return folder, backbone
@@ -174,9 +174,9 @@ def test_pretrained_vit_loads_a_local_preset_and_round_trips_safely(stand_in_pre
     monkeypatch.setenv("DEFECTLIB_FAST", "0")
     monkeypatch.setenv("DEFECTLIB_OFFLINE", "1")
     folder, saved = stand_in_preset
-    model, real = models.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+    model, real = vit_tools.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
     assert real is True and model.name == "vit_pretrained"
-    backbone = models.vit_backbone(model)
+    backbone = vit_tools.vit_backbone(model)
     assert backbone.trainable is False
     for mine, theirs in zip(backbone.weights, saved.weights):  # the preset's weights, not fresh random ones
         np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
@@ -186,24 +186,26 @@ def test_pretrained_vit_loads_a_local_preset_and_round_trips_safely(stand_in_pre
 
 def test_fine_tuning_unfreezes_only_the_top_blocks(stand_in_preset):
     folder, _ = stand_in_preset
-    model, _ = models.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
-    paths = models.unfreeze_vit_top(model, 1)
+    model, _ = vit_tools.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+    paths = vit.unfreeze_vit_top(model, 1)
     assert paths == [w.path for w in model.trainable_weights]
-    assert any("transformer_block_2/" in p for p in paths) and not any("transformer_block_1/" in p for p in paths)
+    blocks = vit_tools.vit_backbone(model).get_layer("vit_encoder").encoder_layers
+    assert {w.path for w in blocks[1].weights} <= set(paths)       # the top block trains...
+    assert not {w.path for w in blocks[0].weights} & set(paths)    # ...the one below does not
     assert "vit_encoder/ln/gamma" in paths and not any("patching" in p for p in paths)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-    frozen = np.array(models.vit_backbone(model).get_layer("vit_encoder").encoder_layers[0].weights[0])
-    top = np.array(models.vit_backbone(model).get_layer("vit_encoder").encoder_layers[1].weights[2])
+    frozen = np.array(vit_tools.vit_backbone(model).get_layer("vit_encoder").encoder_layers[0].weights[0])
+    top = np.array(vit_tools.vit_backbone(model).get_layer("vit_encoder").encoder_layers[1].weights[2])
     model.train_on_batch(_images(4, 48), np.array([0, 1, 2, 3]))
-    encoder = models.vit_backbone(model).get_layer("vit_encoder")
+    encoder = vit_tools.vit_backbone(model).get_layer("vit_encoder")
     np.testing.assert_array_equal(frozen, np.asarray(encoder.encoder_layers[0].weights[0]))
     assert not np.allclose(top, np.asarray(encoder.encoder_layers[1].weights[2])), "the top block did not train"
     with pytest.raises(ValueError, match="blocks"):
-        models.unfreeze_vit_top(model, 3)
+        vit.unfreeze_vit_top(model, 3)
 
 
 def test_transformer_optimizer_warms_up_then_decays():
-    optimizer = models.transformer_optimizer(total_steps=100, learning_rate=1e-3)
+    optimizer = vit_tools.transformer_optimizer(total_steps=100, learning_rate=1e-3)
     schedule = optimizer._learning_rate
     rates = [float(schedule(step)) for step in (0, 10, 55, 100)]
     assert rates[0] == pytest.approx(1e-5) and rates[1] == pytest.approx(1e-3)
