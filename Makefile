@@ -19,6 +19,10 @@ export TF_ENABLE_ONEDNN_OPTS ?= 1
 
 # make test-colab: a second environment with Google Colab's package versions (inside _build/).
 COLAB_PINS := constraints/colab.txt
+# Colab's Python is 3.13: test-colab uses python3.13 when the machine has one that runs (on PATH, or
+# pyenv's), otherwise $(PYTHON); it prints which.
+COLAB_PYTHON ?= $(or $(shell for p in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13); do \
+	$$p -c "" 2>/dev/null && { echo $$p; break; }; done),$(PYTHON))
 COLAB_VENV := _build/colab-venv
 COLAB_BIN  := $(COLAB_VENV)/bin
 # Two test processes: on 2 cores they overlap one notebook's graph building (single-threaded Python)
@@ -26,11 +30,13 @@ COLAB_BIN  := $(COLAB_VENV)/bin
 PARALLEL   := -n 2 --dist loadfile
 NBVAL      := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=15 $(PARALLEL)
 
-.PHONY: help install test test-colab unit notebooks book book-check lab bench repo-url clean
+.PHONY: help install test test-colab test-floors lib lib-check unit notebooks book book-check lab bench repo-url clean
 
 help:
 	@echo "make test   unit tests + every notebook under nbval (fast mode) + site structure check"
 	@echo "make test-colab   every notebook (fast mode) in Colab's package versions ($(COLAB_PINS))"
+	@echo "make test-floors  the lowest versions pyproject.toml allows, with a smoke test of the code that needs them"
+	@echo "make lib    write the lessons' #@save definitions into defectlib (tools/make_lib.py)"
 	@echo "make unit   unit tests and doctests only;  make notebooks   the notebooks only"
 	@echo "            (lessons 2-4 as offline demos, on ../shared/data/NEU-DET when it is there)"
 	@echo "make book   build the Jupyter Book into _build/html (executes notebooks, cached;"
@@ -51,7 +57,15 @@ install: $(STAMP)
 
 # The README's test command; .ci/run calls exactly this. Unit tests and doctests, then every
 # notebook top to bottom under nbval in fast mode, then the site's structure.
-test: unit notebooks book-check
+test: lib-check unit notebooks book-check
+
+# The lessons' pages are the only source of the models they teach: cells marked #@save are written
+# into generated defectlib modules (tools/make_lib.py). lib-check fails when those are out of date.
+lib: $(STAMP)
+	$(BIN)/python tools/make_lib.py
+
+lib-check: $(STAMP)
+	$(BIN)/python tools/make_lib.py --check
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests defectlib tools -p no:cacheprovider --ignore=tests/test_site.py $(PARALLEL)
@@ -71,8 +85,9 @@ notebooks: $(STAMP)
 # version; then, with nothing else installed, every module the notebooks import must import
 # (tests/test_install.py); then nbval (its own dependencies held to the pins) runs every notebook.
 test-colab:
+	@echo "test-colab: $$($(COLAB_PYTHON) --version) ($(COLAB_PYTHON)); Colab runs Python 3.13"
 	rm -rf $(COLAB_VENV)
-	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_PYTHON) -m venv $(COLAB_VENV)
 	$(call UV_INSTALL,$(COLAB_BIN)) -r $(COLAB_PINS)
 	$(COLAB_BIN)/python -m pip freeze > $(COLAB_VENV)/before.txt
 	$(COLAB_BIN)/python tools/run_install_cell.py notebooks/01_cnn_from_scratch.ipynb "file://$(CURDIR)"
@@ -81,6 +96,20 @@ test-colab:
 	$(COLAB_BIN)/python tests/test_install.py
 	$(call UV_PIP,$(COLAB_BIN)) -c $(COLAB_PINS) "pytest>=8,<10" "pytest-xdist>=3.5,<4" "nbval>=0.11,<0.12" "ipykernel>=6.29,<8"
 	DEFECTLIB_FAST=1 $(COLAB_BIN)/python -m pytest notebooks $(NBVAL)
+
+# The floors: the lowest version of every dependency that pyproject.toml allows (uv's lowest-direct
+# resolution) on $(PYTHON) (the floor, 3.11, in CI), then the tests of the code the floors are for:
+# the LiteRT export (Keras 3.13), the losses, the models, KerasHub's ViT, the data. A floor that
+# stops being true fails here instead of in a student's environment.
+FLOORS_VENV := _build/floors-venv
+FLOOR_TESTS := tests/test_inspection.py tests/test_losses.py tests/test_mode.py tests/test_models_cnn.py \
+	tests/test_vit.py tests/test_transfer.py tests/test_neu.py tests/test_rle.py tests/test_make_lib.py
+test-floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(call UV_INSTALL,$(FLOORS_VENV)/bin) --resolution lowest-direct -e ".[test]"
+	@$(FLOORS_VENV)/bin/python -m pip list 2>/dev/null | grep -iE "^(tensorflow|keras|keras-hub|numpy|pandas|ai-edge-litert) "
+	$(FLOORS_VENV)/bin/python -m pytest $(FLOOR_TESTS) -p no:cacheprovider $(PARALLEL)
 
 # The whole site, notebooks executed (cached in _build/.jupyter_cache), warnings are errors.
 # --all re-reads every page (cheap: executed notebooks come from the cache), so a warning

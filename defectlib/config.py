@@ -336,6 +336,31 @@ def seed_everything(seed: int | None = None) -> int:
     return seed
 
 
+def caveat(synthetic: bool, weights: bool = True, images: int | None = None) -> None:
+    """Print one line under a result saying what weakens it, if anything (nothing when it is a real result).
+
+    Parameters
+    ----------
+    synthetic : the data is the synthetic stand-in (``data.synthetic``).
+    weights : the pretrained weights were loaded (``False``: random weights).
+    images : how many images the figure is measured on (fewer than 100 is said).
+
+    Examples
+    --------
+    >>> _ = use(Settings(fast=True, seed=1, neu_dir=None, severstal_dir=None, data_home=Path("/tmp"), offline=True))
+    >>> caveat(synthetic=True, weights=False, images=24)  # doctest: +NORMALIZE_WHITESPACE
+    CAVEAT: synthetic stand-in data; RANDOM weights instead of pretrained ones, so NOT transfer learning;
+    fast mode: a small subset and few epochs; only 24 images scored. These numbers are not results.
+    >>> _ = use(None)
+    """
+    notes = {"synthetic stand-in data": synthetic,
+             "RANDOM weights instead of pretrained ones, so NOT transfer learning": not weights,
+             "fast mode: a small subset and few epochs": current().fast,
+             f"only {images} images scored": images is not None and images < 100}
+    if any(notes.values()):
+        print("CAVEAT: " + "; ".join(note for note, on in notes.items() if on) + ". These numbers are not results.")
+
+
 def banner(*lines: str) -> None:
     """Print ``lines`` between two rules of ``=``: how the data modules say what they use.
 

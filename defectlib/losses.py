@@ -11,16 +11,20 @@ computed per *(image, class) pair*, as in the competition:
 * :func:`dice_per_pair` and :func:`kaggle_mean_dice`: the competition's metric in
   NumPy, exact (float64, binary masks).
 
-How this relates to Keras's own ``keras.losses.Tversky(alpha, beta)``: its value
-is :math:`1 - TI` with :math:`TI = TP / (TP + \\alpha\\,FN + \\beta\\,FP + \\epsilon)`.
-Read the code, not the docstring: ``alpha`` multiplies the *false negatives*
-(``(1 - y_pred) * y_true``), so ``alpha=0.7, beta=0.3`` penalises missed defect
-pixels more, as in the focal Tversky paper. With ``axis=None`` Keras sums over the
-whole batch and all classes (one index per batch); with ``axis=(1, 2)`` it gives one
-index per (image, class). It has no smoothing: a pair whose true mask is empty gets
-:math:`TI = 0` whatever is predicted, and no gradient, so false alarms on defect-free
-classes are never penalised. :func:`tversky_index` with ``smooth=0`` is Keras's
-index (``tests/test_losses.py`` checks it); the default ``smooth=1`` fixes empty pairs.
+How this relates to Keras's own ``keras.losses.Tversky(alpha, beta)``: its value is
+:math:`1 - TI` with one coefficient on the false negatives and the other on the false
+positives, and which is which depends on the version. Up to Keras 3.15 ``alpha``
+multiplies the *false negatives* (``(1 - y_pred) * y_true``; its docstring said the
+opposite), so ``alpha=0.7, beta=0.3`` penalises missed defect pixels more, as in the
+focal Tversky paper and in this module. keras PR #23333 (merged for Keras 3.16) swaps
+them: ``alpha`` then weighs the false positives. :func:`keras_tversky_weights` asks the
+installed Keras and returns the arguments that mean the same on both. With ``axis=None``
+Keras sums over the whole batch and all classes (one index per batch); with
+``axis=(1, 2)`` it gives one index per (image, class). It has no smoothing: a pair whose
+true mask is empty gets :math:`TI = 0` whatever is predicted, and no gradient, so false
+alarms on defect-free classes are never penalised. :func:`tversky_index` with
+``smooth=0`` is Keras's index (``tests/test_losses.py`` checks it, in both conventions);
+the default ``smooth=1`` fixes empty pairs.
 """
 
 from __future__ import annotations
@@ -60,6 +64,41 @@ def tversky_per_pair(y_true, y_pred, alpha: float = 0.7, beta: float = 0.3, smoo
     tp, fn, fp = _tversky_terms(y_true, y_pred)
     denominator = ops.maximum(tp + alpha * fn + beta * fp + smooth, keras.backend.epsilon())
     return (tp + smooth) / denominator
+
+
+def keras_alpha_weighs_false_negatives() -> bool:
+    """Whether the installed ``keras.losses.Tversky`` multiplies the false negatives by ``alpha``.
+
+    True up to Keras 3.15; False once keras PR #23333 (``alpha`` on the false positives) is in.
+    It asks Keras itself, on one true positive and one false negative.
+
+    Examples
+    --------
+    >>> isinstance(keras_alpha_weighs_false_negatives(), bool)
+    True
+    """
+    y_true = np.array([[1.0, 1.0, 0.0]], "float32")
+    y_pred = np.array([[1.0, 0.0, 0.0]], "float32")  # TP 1, FN 1, FP 0: TI = 1 / (1 + weight of FN)
+    return float(keras.losses.tversky(y_true, y_pred, alpha=1.0, beta=0.0)) > 0.25
+
+
+def keras_tversky_weights(false_negatives: float, false_positives: float) -> dict[str, float]:
+    """``alpha`` and ``beta`` for Keras's Tversky loss that weigh the false negatives and positives as given.
+
+    Parameters
+    ----------
+    false_negatives : the weight of the missed pixels (0.7 in the focal Tversky paper).
+    false_positives : the weight of the false alarms (0.3).
+
+    Examples
+    --------
+    >>> weights = keras_tversky_weights(0.7, 0.3)
+    >>> weights == ({"alpha": 0.7, "beta": 0.3} if keras_alpha_weighs_false_negatives() else {"alpha": 0.3, "beta": 0.7})
+    True
+    """
+    if keras_alpha_weighs_false_negatives():
+        return {"alpha": false_negatives, "beta": false_positives}
+    return {"alpha": false_positives, "beta": false_negatives}
 
 
 @keras.saving.register_keras_serializable(package="defectlib")

@@ -136,22 +136,28 @@ def merge_histories(*histories: Mapping[str, Sequence[float]] | object) -> dict[
 
 def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str],
                    normalize: bool = False, title: str = "Confusion matrix"):
-    """Confusion matrix as a heat map (rows: true class, columns: predicted class).
+    """Confusion matrix (rows: true class, columns: predicted class), drawn by scikit-learn.
+
+    Parameters
+    ----------
+    y_true, y_pred : class indices.
+    class_names : the name of each index.
+    normalize : show the share of each true class instead of counts.
+    title : the figure's title.
 
     Examples
     --------
     >>> fig = plot_confusion([0, 1, 1], [0, 1, 0], ["a", "b"])
-    >>> fig.axes[0].get_xlabel()
-    'predicted'
+    >>> fig.axes[0].get_xlabel(), [t.get_text() for t in fig.axes[0].texts]
+    ('predicted', ['1', '0', '1', '1'])
     """
-    import seaborn as sns
-    from sklearn.metrics import confusion_matrix
+    from sklearn.metrics import ConfusionMatrixDisplay
 
-    labels = list(range(len(class_names)))
-    matrix = confusion_matrix(y_true, y_pred, labels=labels, normalize="true" if normalize else None)
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.0 * len(labels) + 1.5))
-    sns.heatmap(matrix, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False,
-                xticklabels=class_names, yticklabels=class_names, ax=ax)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.5))
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(n)), display_labels=list(class_names),
+                                            normalize="true" if normalize else None, cmap="Blues", colorbar=False,
+                                            values_format=".2f" if normalize else "d", ax=ax, xticks_rotation=30)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -285,9 +291,16 @@ def plot_mask_comparison(images: Sequence[np.ndarray], true_masks: Sequence[np.n
 
 def plot_roc_pr(y_true: Sequence[int], scores: Sequence[float], threshold: float | None = None,
                 title: str = ""):
-    """ROC curve (left) and precision-recall curve (right) of a binary classifier's scores.
+    """ROC curve (left) and precision-recall curve (right) of a binary classifier's scores, by scikit-learn.
 
     With ``threshold``, the operating point of ``score >= threshold`` is marked on both.
+
+    Parameters
+    ----------
+    y_true : 1 for a defective image, 0 for a clean one.
+    scores : the classifier's scores.
+    threshold : the operating point to mark, if any.
+    title : the figure's title.
 
     Examples
     --------
@@ -295,21 +308,15 @@ def plot_roc_pr(y_true: Sequence[int], scores: Sequence[float], threshold: float
     >>> [ax.get_xlabel() for ax in fig.axes]
     ['false positive rate', 'recall (defective images found)']
     """
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
     y_true, scores = np.asarray(y_true).astype(int), np.asarray(scores, dtype=float).ravel()
-    fpr, tpr, _ = roc_curve(y_true, scores)
-    precision, recall, _ = precision_recall_curve(y_true, scores)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(fpr, tpr, lw=2, label=f"ROC (AUC {auc(fpr, tpr):.3f})")
+    RocCurveDisplay.from_predictions(y_true, scores, name="ROC", ax=left)
     left.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
-    left.set_xlabel("false positive rate")
-    left.set_ylabel("true positive rate (recall)")
-    right.plot(recall, precision, lw=2, label=f"PR (AP {average_precision_score(y_true, scores):.3f})")
+    PrecisionRecallDisplay.from_predictions(y_true, scores, name="PR", ax=right)
     right.axhline(y_true.mean(), color="grey", ls="--", lw=1, label="chance (share of defects)")
-    right.set_xlabel("recall (defective images found)")
-    right.set_ylabel("precision")
-    if threshold is not None:
+    if threshold is not None:  # the course's operating point, on both curves
         predicted = scores >= threshold
         tp = (predicted & (y_true == 1)).sum()
         point_recall = tp / max((y_true == 1).sum(), 1)
@@ -318,6 +325,8 @@ def plot_roc_pr(y_true: Sequence[int], scores: Sequence[float], threshold: float
         label = f"threshold {threshold:.3g}"
         left.plot(point_fpr, point_recall, "o", color="crimson", ms=8, label=label)
         right.plot(point_recall, point_precision, "o", color="crimson", ms=8, label=label)
+    left.set(xlabel="false positive rate", ylabel="true positive rate (recall)")
+    right.set(xlabel="recall (defective images found)", ylabel="precision")
     for ax in (left, right):
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)

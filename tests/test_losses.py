@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from defectlib.losses import (
+from defectlib.losses import (keras_alpha_weighs_false_negatives, keras_tversky_weights,
     FocalTversky,
     dice_coefficient,
     dice_per_pair,
@@ -102,18 +102,44 @@ def sample_pair():
     return t, p
 
 
-def test_without_smoothing_the_index_is_one_minus_keras_tversky():
+@pytest.fixture(params=["installed Keras", "Keras with PR 23333"])
+def keras_convention(request, monkeypatch):
+    """Keras's Tversky as installed, and with alpha and beta swapped as keras PR #23333 (Keras 3.16) does."""
+    if request.param == "Keras with PR 23333":
+        function, loss = keras.losses.tversky, keras.losses.Tversky
+        monkeypatch.setattr(keras.losses, "tversky", lambda y_true, y_pred, alpha=0.5, beta=0.5, axis=None: function(
+            y_true, y_pred, alpha=beta, beta=alpha, axis=axis))
+        monkeypatch.setattr(keras.losses, "Tversky", lambda alpha=0.5, beta=0.5, **kwargs: loss(
+            alpha=beta, beta=alpha, **kwargs))
+    return request.param
+
+
+def test_the_convention_is_read_from_keras(keras_convention):
+    installed = keras_alpha_weighs_false_negatives()
+    assert keras_tversky_weights(0.7, 0.3) == ({"alpha": 0.7, "beta": 0.3} if installed else {"alpha": 0.3, "beta": 0.7})
+
+
+def test_the_two_conventions_are_told_apart(monkeypatch):
+    before = keras_alpha_weighs_false_negatives()
+    function = keras.losses.tversky
+    monkeypatch.setattr(keras.losses, "tversky", lambda y_true, y_pred, alpha=0.5, beta=0.5, axis=None: function(
+        y_true, y_pred, alpha=beta, beta=alpha, axis=axis))
+    assert keras_alpha_weighs_false_negatives() is not before
+
+
+def test_without_smoothing_the_index_is_one_minus_keras_tversky(keras_convention):
     t, p = sample_pair()
+    weights = keras_tversky_weights(false_negatives=0.7, false_positives=0.3)
     ours = np.asarray(tversky_per_pair(t, p, alpha=0.7, beta=0.3, smooth=0.0))
-    keras_per_pair = 1 - np.asarray(keras.losses.tversky(t, p, alpha=0.7, beta=0.3, axis=(1, 2)))
+    keras_per_pair = 1 - np.asarray(keras.losses.tversky(t, p, **weights, axis=(1, 2)))
     np.testing.assert_allclose(ours, keras_per_pair, rtol=1e-5, atol=1e-6)
     # Keras's default axis=None pools the whole batch and every class into one index.
-    pooled = 1 - float(keras.losses.Tversky(alpha=0.7, beta=0.3)(t, p))
+    pooled = 1 - float(keras.losses.Tversky(**weights)(t, p))
     tp, fn, fp = (t * p).sum(), (t * (1 - p)).sum(), ((1 - t) * p).sum()
     assert math.isclose(pooled, tp / (tp + 0.7 * fn + 0.3 * fp), rel_tol=1e-5)
 
 
-def test_alpha_weighs_false_negatives():
+def test_alpha_weighs_false_negatives(keras_convention):
     t = masks((1, 4, 4, 1))
     t[0, :2] = 1                                           # 8 defect pixels
     missed = t.copy(); missed[0, 0, :2] = 0                # 2 false negatives
@@ -122,8 +148,9 @@ def test_alpha_weighs_false_negatives():
     assert math.isclose(ti_missed, 6 / (6 + 0.7 * 2), rel_tol=1e-6)
     assert math.isclose(ti_extra, 8 / (8 + 0.3 * 2), rel_tol=1e-6)
     assert ti_missed < ti_extra
-    # The same holds for Keras's Tversky: its alpha multiplies (1 - y_pred) * y_true.
-    assert float(keras.losses.Tversky(0.7, 0.3)(t, missed)) > float(keras.losses.Tversky(0.7, 0.3)(t, extra))
+    # The same for Keras's Tversky, given the weights in the installed convention.
+    loss = keras.losses.Tversky(**keras_tversky_weights(0.7, 0.3))
+    assert float(loss(t, missed)) > float(loss(t, extra))
 
 
 def test_perfect_prediction_costs_nothing_and_worse_costs_more():

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from defectlib.losses import dice_coefficient, focal_tversky_loss, kaggle_mean_dice, tversky_index
-from defectlib.segmentation import CaffePreprocess, defect_classifier, resunet, small_gate
+from defectlib.preprocess import CaffePreprocess
+from defectlib.segmentation import defect_classifier, resunet, small_gate
 from defectlib.pipeline import (
     choose_min_area,
     choose_threshold,

@@ -450,3 +450,22 @@ def test_pages_load_nothing_remote_but_mathjax(site):
             if (urlsplit(url).scheme or url.startswith("//")) and "mathjax" not in url.lower():
                 remote.append(f"{html.relative_to(site)}: {url}")
     assert not remote, "remote resources:\n" + "\n".join(remote[:20])
+
+
+def test_a_demo_or_fast_site_says_so_on_every_page(site):
+    """The announcement bar (book/_ext/mode_banner.py) matches the mode the lessons decide in this environment."""
+    import sys
+
+    from defectlib.config import NEEDS, settings
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from mode_banner import announcement
+
+    run = settings(needs=NEEDS)
+    expected = announcement(run.fast, run.demo_reason)
+    for docname in toc_docnames():
+        bar = page(toc_page(site, docname)).with_classes("bd-header-announcement")
+        if expected:
+            assert bar, f"{docname}: no announcement bar on a {'demo' if run.demo else 'fast'} site"
+        else:
+            assert not bar, f"{docname}: an announcement bar on a full site"
