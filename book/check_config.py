@@ -9,7 +9,8 @@ from the real one, this script loads ``_config.yml``, changes only
 
 Relative paths in the configuration (``bibtex_bibfiles``, ``logo``) are resolved by
 Jupyter Book against the source folder, not against the configuration file, so the copy
-can live anywhere.
+can live anywhere; the folders of ``sphinx.local_extensions`` are the exception (Jupyter Book
+reads them relative to the configuration file), so the copy names them absolutely.
 """
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ def check_config(config: dict) -> dict:
     return out
 
 
+def anchor_local_extensions(config: dict, book: Path) -> dict:
+    """Make the folders of ``sphinx.local_extensions`` absolute: Jupyter Book reads them relative to the config.
+
+    Examples
+    --------
+    >>> anchor_local_extensions({"sphinx": {"local_extensions": {"x": "book/_ext"}}}, Path("/b"))
+    {'sphinx': {'local_extensions': {'x': '/b/book/_ext'}}}
+    """
+    sphinx = dict(config.get("sphinx") or {})
+    if sphinx.get("local_extensions"):
+        sphinx["local_extensions"] = {name: str((book / folder).resolve()) if not Path(folder).is_absolute() else folder
+                                      for name, folder in sphinx["local_extensions"].items()}
+        return {**config, "sphinx": sphinx}
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="the book's _config.yml")
@@ -45,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = yaml.safe_load(args.source.read_text(encoding="utf-8"))
-        out = check_config(config)
+        out = anchor_local_extensions(check_config(config), args.source.resolve().parent)
     except (OSError, yaml.YAMLError, ValueError) as error:
         print(f"check_config: cannot read {args.source}: {error}", file=sys.stderr)
         return 1
