@@ -26,9 +26,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CORRECT = "correct"
-NOT_ATTEMPTED = "not attempted"
-TRY_AGAIN = "try again"
+
+
+class Verdict(str):
+    """A check's verdict: a plain string to code, and nothing echoed under the check in Jupyter or Colab.
+
+    The check has already printed its message; without this, the notebook would also show the
+    returned value (``'not attempted'``) as the cell's output.
+
+    Examples
+    --------
+    >>> Verdict("correct") == "correct", repr(Verdict("correct"))
+    (True, "'correct'")
+    """
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+CORRECT = Verdict("correct")
+NOT_ATTEMPTED = Verdict("not attempted")
+TRY_AGAIN = Verdict("try again")
 
 
 def attempted(answer: Any) -> bool:

@@ -11,7 +11,8 @@ JupyterLab and the site read it:
 3. then the solution: Markdown cells tagged ``solution`` wrapped in ``<details>`` (folded
    in Colab, Jupyter and on the site) and code cells tagged ``solution`` that are hidden
    everywhere: ``#@title`` with ``cellView: form`` (Colab), ``jupyter.source_hidden``
-   (JupyterLab/Notebook 7) and the ``hide-input`` tag (the site). nbval still runs them;
+   (JupyterLab/Notebook 7, with ``outputs_hidden``: the output gives the answer away too) and the
+   ``hide-cell`` tag (the site folds input and output). nbval still runs them;
 4. no ``:::{solution}`` box (Colab would show it as plain text), and no name the attempt
    cell assigns is assigned again by a solution cell ("Run all" never overwrites a
    student's work).
@@ -97,10 +98,12 @@ def exercise_problems(cells: list[dict]) -> list[str]:
                     problems.append(f"{where}: solution text in cell {j} is not folded in <details>...</details>")
             else:
                 meta = sol.get("metadata", {})
-                if not (meta.get("jupyter", {}).get("source_hidden") and meta.get("cellView") == "form"
-                        and "hide-input" in sol["tags"] and sol["text"].startswith("#@title")):
+                jupyter = meta.get("jupyter", {})
+                if not (jupyter.get("source_hidden") and jupyter.get("outputs_hidden") and meta.get("cellView") == "form"
+                        and "hide-cell" in sol["tags"] and sol["text"].startswith("#@title")):
                     problems.append(f"{where}: solution code in cell {j} is visible somewhere (needs '#@title', "
-                                    "cellView 'form', jupyter.source_hidden and the 'hide-input' tag)")
+                                    "cellView 'form', jupyter.source_hidden and outputs_hidden, and the 'hide-cell' "
+                                    "tag, which folds its output on the site too)")
                 for name in _assigned(sol["text"]):
                     solution_names.setdefault(name, j)
     for i, cell in enumerate(cells):
@@ -131,8 +134,8 @@ GOOD = [
     _md(":::{exercise} Count\nHow many?\n:::", exercise={"check": "report"}),
     _code("# Your attempt\nmy_count = None\nchecks.report(my_count, hint)", tags=["attempt"]),
     _md("<details><summary>Solution</summary>\n\nTwo.\n\n</details>", tags=["solution"]),
-    _code("#@title Solution code\nsolution_count = 2", tags=["solution", "hide-input"], cellView="form",
-          jupyter={"source_hidden": True}),
+    _code("#@title Solution code\nsolution_count = 2", tags=["solution", "hide-cell"], cellView="form",
+          jupyter={"source_hidden": True, "outputs_hidden": True}),
 ]
 
 
