@@ -16,8 +16,8 @@ How this relates to Keras's own ``keras.losses.Tversky(alpha, beta)``: its value
 positives, and which is which depends on the version. Up to Keras 3.15 ``alpha``
 multiplies the *false negatives* (``(1 - y_pred) * y_true``; its docstring said the
 opposite), so ``alpha=0.7, beta=0.3`` penalises missed defect pixels more, as in the
-focal Tversky paper and in this module. keras PR #23333 (merged for Keras 3.16) swaps
-them: ``alpha`` then weighs the false positives. :func:`keras_tversky_weights` asks the
+focal Tversky paper and in this module. keras PR #23333 (merged after Keras 3.15.1, for
+the next release) swaps them: ``alpha`` then weighs the false positives. :func:`keras_tversky_weights` asks the
 installed Keras and returns the arguments that mean the same on both. With ``axis=None``
 Keras sums over the whole batch and all classes (one index per batch); with
 ``axis=(1, 2)`` it gives one index per (image, class). It has no smoothing: a pair whose
@@ -69,7 +69,7 @@ def tversky_per_pair(y_true, y_pred, alpha: float = 0.7, beta: float = 0.3, smoo
 def keras_alpha_weighs_false_negatives() -> bool:
     """Whether the installed ``keras.losses.Tversky`` multiplies the false negatives by ``alpha``.
 
-    True up to Keras 3.15; False once keras PR #23333 (``alpha`` on the false positives) is in.
+    True up to Keras 3.15.1; False once keras PR #23333 (``alpha`` on the false positives) is in.
     It asks Keras itself, on one true positive and one false negative.
 
     Examples
