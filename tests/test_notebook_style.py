@@ -50,3 +50,44 @@ def test_the_rule_counts_what_it_should(tmp_path):
 def test_plumbing_is_at_most_15_percent_of_the_code(notebook):
     plumbing, total = plumbing_share(notebook)
     assert plumbing / total <= 0.15, f"{notebook.name}: {plumbing} of {total} code lines are plumbing"
+
+
+# A lesson is one sitting: its prose reads in about a quarter of an hour, in cells a reader can take in.
+MAX_LESSON_WORDS, MAX_CELL_WORDS = 3_500, 300
+
+
+def markdown_words(notebook: Path) -> list[int]:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return [len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown"]
+
+
+# Lesson 4 is still over the budget (5,197 words): issue 31 stays open until it is cut to it.
+OVER_BUDGET = {"04_severstal_pipeline"}
+
+
+@pytest.mark.parametrize("notebook", [pytest.param(n, marks=pytest.mark.xfail(
+    n.stem in OVER_BUDGET, reason="still over the word budget (issue 31)", strict=True)) for n in NOTEBOOKS],
+    ids=lambda p: p.stem)
+def test_a_lesson_reads_in_one_sitting(notebook):
+    words = markdown_words(notebook)
+    assert sum(words) <= MAX_LESSON_WORDS, f"{notebook.name}: {sum(words)} words of prose"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_markdown_cell_is_a_wall_of_text(notebook):
+    words = markdown_words(notebook)
+    long = [(i, n) for i, n in enumerate(words) if n > MAX_CELL_WORDS]
+    assert not long, f"{notebook.name}: markdown cells (index among markdown cells, words) over {MAX_CELL_WORDS}: {long}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_ci_plumbing_in_front_of_a_student(notebook):
+    """A cell kept for the automatic tests is hidden as the solutions are: on the site, in Colab and in Jupyter."""
+    for i, cell in enumerate(json.loads(notebook.read_text(encoding="utf-8"))["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "code" or "NBVAL_CHECK_OUTPUT" not in source:
+            continue
+        meta = cell["metadata"]
+        assert "remove-cell" in meta.get("tags", []), f"{notebook.name} cell {i}: on the site (tag it remove-cell)"
+        assert source.startswith("#@title") and meta.get("cellView") == "form", f"{notebook.name} cell {i}: in Colab"
+        assert meta.get("jupyter", {}).get("source_hidden"), f"{notebook.name} cell {i}: in Jupyter"
