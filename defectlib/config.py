@@ -51,10 +51,11 @@ KAGGLE = ("www.kaggle.com", 443)
 GOOGLE_STORAGE = ("storage.googleapis.com", 443)
 DOWNLOAD_HOSTS = {"neu": KAGGLE, "severstal": KAGGLE, "imagenet": GOOGLE_STORAGE, "preset": KAGGLE}
 NEEDS = tuple(DOWNLOAD_HOSTS)
-WHAT = {"neu": "the NEU data (DEFECTLIB_NEU_DIR is not set)",
-        "severstal": "the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set)",
-        "imagenet": "the ImageNet weights of keras.applications",
-        "preset": "the KerasHub preset"}
+# How a demo names each need it could not get.
+MISSING_NEED = {"neu": "the NEU data (DEFECTLIB_NEU_DIR is not set)",
+                "severstal": "the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set)",
+                "imagenet": "the ImageNet weights of keras.applications",
+                "preset": "the KerasHub preset"}
 
 
 def _flag(name: str) -> bool:
@@ -198,7 +199,7 @@ def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: P
             continue
         problem = download_problem(need, offline)
         if problem:
-            reasons.append(WHAT[need])
+            reasons.append(MISSING_NEED[need])
             problems.append(problem)
         elif need == "severstal" and not kaggle_credentials():
             reasons.append("the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set, and the download needs "
@@ -209,20 +210,20 @@ def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: P
     return "cannot get " + " and ".join(reasons) + why
 
 
-def download_problem(need: str, offline: bool | None = None) -> str:
+def download_problem(need: str, offline: bool) -> str:
     """Why what ``need`` names cannot be downloaded, or ``""`` when its host answers.
 
     Parameters
     ----------
     need : one of :data:`NEEDS`.
-    offline : ``DEFECTLIB_OFFLINE``; read from the environment when ``None``.
+    offline : ``DEFECTLIB_OFFLINE``.
 
     Examples
     --------
     >>> download_problem("imagenet", offline=True)
     'downloads are off (DEFECTLIB_OFFLINE=1)'
     """
-    if _flag("DEFECTLIB_OFFLINE") if offline is None else offline:
+    if offline:
         return "downloads are off (DEFECTLIB_OFFLINE=1)"
     host, port = DOWNLOAD_HOSTS[need]
     if not _answers(host, port):
