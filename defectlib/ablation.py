@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-#: The ablation of lesson 1: each row adds one change to the row before it (keyword arguments of
-#: :func:`ablation_cnn`; the last row changes only the learning-rate schedule, not the model).
+#: Rows of lesson 1's ablation (:func:`ablation_cnn` arguments); the last changes only the schedule.
 ABLATION_STEPS: tuple[tuple[str, dict], ...] = (
     ("seed LeNet", {}),
     ("+ native 200x200 grayscale", {"native": True}),
@@ -20,17 +19,14 @@ def ablation_cnn(native: bool = False, stem: bool = False, batch_norm: bool = Fa
                  name: str = "ablation"):
     """One step of lesson 1's ablation: the seed's LeNet with some of the refined CNN's changes.
 
-    With no change it has the seed's layers (200x200 RGB input resized to ``seed_size``;
-    15,839,174 parameters at the defaults); with all five it builds the same layers as
-    ``defectlib.cnn.refined_cnn`` (98,758 parameters). ``native``: ``image_size`` grayscale, no
-    resizing. ``stem``: a 4x4 stride-4 convolution with 16 filters first, then 32/64/128
-    filters with pooling between them (as the refined CNN). ``batch_norm``: convolutions
-    without bias, then ``BatchNormalization(momentum=0.9)`` and ReLU. ``gap``: global
-    average pooling, ``Dropout(0.2)`` and the softmax replace the Flatten + Dense head.
-    ``flips``: random flips both ways replace the seed's four augmentation layers.
+    Parameters
+    ----------
+    native : ``image_size`` grayscale input, not resized to ``seed_size`` RGB.
+    stem : a 4x4 stride-4 convolution (16 filters) first, then 32/64/128 filters with pooling between them.
+    batch_norm : convolutions without bias, then ``BatchNormalization(momentum=0.9)`` and ReLU.
+    gap : global average pooling and ``Dropout(0.2)`` replace the Flatten + Dense head.
+    flips : random flips only, instead of the seed's four augmentation layers.
 
-    Examples
-    --------
     >>> ablation_cnn(native=True, stem=True, batch_norm=True, gap=True, flips=True).count_params()
     98758
     """

@@ -1,16 +1,6 @@
-"""The model comparison table: accuracy, training time, size and inference speed, measured the same way.
+"""The model comparison table: accuracy, training time, size and inference speed, all measured in this run.
 
-Every number comes from a measurement in the current run, never from a constant:
-accuracy from one aligned pass over the validation set and over the test set
-(:func:`defectlib.evaluate.predict_dataset`; choose on validation, report on test),
-training time from a :class:`Stopwatch` around ``fit`` (wall clock, and the CPU time
-of the process: on a shared machine the wall clock grows with other people's work,
-the CPU time much less), parameters from the model, size on disk from the saved
-``.keras`` file (weights and architecture, without the optimizer's state: what a
-production line would load), and inference speed from timed batches after a warm-up
-(:func:`inference_speed`). A model whose pretrained weights could not be downloaded
-(random stand-in weights) gets no accuracy: its size, training time and speed are
-still measured, its note says why the accuracy is missing.
+Accuracy is chosen on validation and reported on test; size is the ``.keras`` file without optimizer state.
 """
 
 from __future__ import annotations
@@ -24,27 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from defectlib.evaluate import predict_dataset
 
 COLUMNS = ["val accuracy", "test accuracy", "train time (s)", "train CPU (s)", "epochs", "parameters", "size (MB)",
            "images/s", "note"]
 """The columns of :func:`comparison_table`, in order (the index is the model name)."""
 
 _OPTIONAL = {"test accuracy": None, "train CPU (s)": None}
-"""Columns a record may leave out (they stay empty in the table)."""
 
 RANDOM_WEIGHTS_NOTE = "random stand-in weights (no download): accuracy not reported"
-"""The note of a model measured with ``real_weights=False``."""
 
 
 class Stopwatch:
-    """Wall-clock and CPU seconds spent inside ``with`` blocks, added up over several blocks.
+    """Wall-clock and whole-process CPU seconds inside ``with`` blocks, added up over blocks.
 
-    Put it around ``model.fit(...)`` (twice for a model trained in two phases) and
-    pass it to :func:`measure`. The CPU time is the whole process's, all cores together.
-
-    Examples
-    --------
     >>> clock = Stopwatch()
     >>> with clock:
     ...     _ = sum(range(10_000))
@@ -68,11 +50,7 @@ class Stopwatch:
 
 
 def _inference_copy(model):
-    """``model`` without its optimizer: rebuilt from its configuration (so not compiled), same weights.
-
-    (``keras.models.clone_model`` will not do: it compiles the clone again, with a new
-    optimizer whose state would be saved too.)
-    """
+    """``model`` rebuilt from its config, same weights, no optimizer (``clone_model`` would recompile it)."""
     if getattr(model, "optimizer", None) is None:
         return model
     copy = type(model).from_config(model.get_config())
@@ -81,15 +59,8 @@ def _inference_copy(model):
 
 
 def size_on_disk_mb(model, path: str | Path, include_optimizer: bool = False) -> float:
-    """Save ``model`` to ``path`` (a ``.keras`` file) and return the file's size in MB (10^6 bytes).
+    """Save ``model`` to ``path`` (``.keras``, no optimizer state by default) and return its size in MB (10^6 bytes).
 
-    A ``.keras`` file of a compiled model also holds the optimizer's state (Adam keeps
-    two numbers per trainable weight), which a deployed model does not need. By
-    default the file is written without it (a clone with the same weights), so the
-    size is what goes into production; ``include_optimizer=True`` saves the model as is.
-
-    Examples
-    --------
     >>> import keras
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> size_on_disk_mb(model, "/tmp/compare-doc.keras") == Path("/tmp/compare-doc.keras").stat().st_size / 1e6
@@ -114,15 +85,8 @@ def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
 
 def inference_speed(model, images: np.ndarray, batch_size: int = 32, warmup: int = 2, repeats: int = 5,
                     batches_per_repeat: int = 3) -> float:
-    """Images per second of ``model.predict_on_batch`` on batches of ``batch_size``.
+    """Images per second of ``model.predict_on_batch``: median of ``repeats`` timed runs after ``warmup``.
 
-    The first ``warmup`` calls are not timed (they trace and compile the graph and
-    fill caches). Then ``repeats`` timed runs of ``batches_per_repeat`` batches
-    each; the result uses the *median* run, so one run slowed by another process
-    does not decide it. Works with any object that has ``predict_on_batch``.
-
-    Examples
-    --------
     >>> import keras
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> inference_speed(model, np.zeros((8, 4)), repeats=3) > 0
@@ -145,8 +109,6 @@ def inference_speed(model, images: np.ndarray, batch_size: int = 32, warmup: int
 def dataset_accuracy(model, dataset) -> float:
     """Accuracy over one aligned pass of a pipeline (validation or test).
 
-    Examples
-    --------
     >>> import keras, tensorflow as tf
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Softmax()])
     >>> x = np.array([[1, 0], [0, 1], [1, 0]], "float32")
@@ -161,16 +123,13 @@ def measure(name: str, model, val_ds, test_ds=None, clock: Stopwatch | None = No
             note: str = "", real_weights: bool = True, workdir: str | Path | None = None, batch_size: int = 32,
             warmup: int = 2, repeats: int = 5, train_seconds: float | None = None,
             train_cpu_seconds: float | None = None) -> dict:
-    """One row of the comparison: measure a trained model.
+    """One row of the comparison: accuracy, training time, size on disk and speed of a trained model.
 
-    Accuracy on ``val_ds`` (the number to choose by) and, if given, on ``test_ds``
-    (the number to report); both are left empty when ``real_weights`` is False (a
-    pretrained model that had to fall back to random weights), and the note says so.
-    The training time comes from ``clock`` (a :class:`Stopwatch` around ``fit``) or
-    from ``train_seconds``/``train_cpu_seconds``; ``epochs`` from the training.
-    The model is saved as ``<workdir>/<name>.keras`` for its size (a temporary
-    folder when ``workdir`` is ``None``); the speed is timed on the first
-    validation images.
+    Parameters
+    ----------
+    clock : a :class:`Stopwatch` around ``fit`` (else ``train_seconds`` and ``train_cpu_seconds``).
+    real_weights : ``False`` for random stand-in weights: no accuracy, and the note says so.
+    workdir : where ``<name>.keras`` is saved (a temporary folder when ``None``).
     """
     if clock is not None:
         train_seconds, train_cpu_seconds = clock.wall, clock.cpu
@@ -198,12 +157,7 @@ def measure(name: str, model, val_ds, test_ds=None, clock: Stopwatch | None = No
 def train_and_record(name: str, model, train_ds, val_ds, epochs: int, callbacks: Sequence | None = None,
                      note: str = "", workdir: str | Path | None = None, verbose: int = 0, test_ds=None,
                      real_weights: bool = True, clock: Stopwatch | None = None, **measure_kwargs):
-    """Train a compiled ``model`` with ``fit``, time it, and :func:`measure` it (for benchmarks and tests).
-
-    ``clock`` may already hold an earlier phase's time (it keeps adding up). The
-    lessons call ``fit`` on the page inside a :class:`Stopwatch` and then :func:`measure`.
-    Returns ``(record, history)``: the comparison row and the Keras ``History``.
-    """
+    """Train a compiled ``model`` inside ``clock``, :func:`measure` it, and return ``(record, history)``."""
     clock = clock or Stopwatch()
     with clock:
         history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks or []),
@@ -216,11 +170,6 @@ def train_and_record(name: str, model, train_ds, val_ds, epochs: int, callbacks:
 def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
     """One row per model (index ``model``), the :data:`COLUMNS` in order, as measured.
 
-    Every record needs all the columns, except ``test accuracy`` and ``train CPU (s)``
-    (left empty when absent). An accuracy of ``None`` (random weights) stays empty.
-
-    Examples
-    --------
     >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.0, "epochs": 3,
     ...                            "parameters": 1000, "size (MB)": 0.1, "images/s": 500.0, "note": ""}])
     >>> list(table.columns) == COLUMNS, table.index.tolist()
@@ -242,8 +191,6 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """The table with readable numbers (accuracy in %, rounded times and sizes), for printing.
 
-    Examples
-    --------
     >>> table = comparison_table([{"model": "a", "val accuracy": 0.9, "train time (s)": 12.04, "epochs": 3,
     ...                            "parameters": 1000, "size (MB)": 0.123, "images/s": 512.3, "note": ""}])
     >>> format_table(table).iloc[0].tolist()
@@ -263,13 +210,8 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same data, same machine)"):
-    """Four bar charts: test accuracy (validation when there is no test), training time, size and speed.
+    """Four bar charts: accuracy, training time, size and speed; models without accuracy are starred.
 
-    Models without an accuracy (random stand-in weights) are starred, with a footnote,
-    and get no accuracy bar.
-
-    Examples
-    --------
     >>> table = comparison_table([{"model": m, "val accuracy": a, "test accuracy": a, "train time (s)": 10.0,
     ...                            "epochs": 1, "parameters": 10, "size (MB)": 0.1, "images/s": s, "note": ""}
     ...                           for m, a, s in [("a", 0.9, 100.0), ("b", 0.8, 300.0)]])
@@ -306,13 +248,8 @@ def plot_comparison(table: pd.DataFrame, title: str = "Model comparison (same da
 
 
 def choose(table: pd.DataFrame, tolerance: float = 0.01) -> str | None:
-    """The model :func:`recommend` picks: the fastest of those within ``tolerance`` of the best validation accuracy.
+    """The fastest model within ``tolerance`` of the best validation accuracy, or ``None``.
 
-    Looks only at ``val accuracy`` and ``images/s``; models without an accuracy are
-    left out. ``None`` when no model has one.
-
-    Examples
-    --------
     >>> table = comparison_table([{"model": m, "val accuracy": a, "train time (s)": 1.0, "epochs": 1,
     ...                            "parameters": 1, "size (MB)": 1.0, "images/s": s, "note": ""}
     ...                           for m, a, s in [("a", 0.99, 100.0), ("b", 0.985, 900.0), ("c", 0.9, 5000.0)]])
@@ -327,17 +264,8 @@ def choose(table: pd.DataFrame, tolerance: float = 0.01) -> str | None:
 
 
 def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
-    """A production recommendation written from the measured table: chosen on validation, reported on test.
+    """A production recommendation from the table: :func:`choose` on validation, then report its test accuracy.
 
-    Among the models whose *validation* accuracy is within ``tolerance`` (1
-    percentage point) of the best, recommend the fastest at inference, and say what
-    it costs and saves compared with the most accurate one. The choice never looks
-    at the test column; the recommended model's test accuracy is then reported, the
-    estimate of how it does on images no choice touched. Models without an accuracy
-    (random stand-in weights) are left out.
-
-    Examples
-    --------
     >>> table = comparison_table([{"model": m, "val accuracy": a, "test accuracy": t, "train time (s)": 10.0,
     ...                            "epochs": 1, "parameters": p, "size (MB)": p / 1e6, "images/s": s, "note": ""}
     ...                           for m, a, t, p, s in [("big", 0.99, 0.97, 10**7, 100.0),
@@ -367,3 +295,52 @@ def recommend(table: pd.DataFrame, tolerance: float = 0.01) -> str:
     if "test accuracy" in table and pd.notna(pick.get("test accuracy")):
         text += f" Its test accuracy, on images no choice touched: {100 * pick['test accuracy']:.1f} %."
     return text
+
+
+def predict_dataset(model, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``model`` over ``dataset`` once; return ``(images, y_true, probabilities)``.
+
+    Labels and predictions come from the same pass, so they align even if the dataset shuffles.
+
+    >>> import keras, tensorflow as tf
+    >>> x = np.arange(6, dtype="float32").reshape(6, 1)
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 2).astype("int32"))).shuffle(6).batch(2)
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Lambda(lambda t: tf.concat([3 - t, t - 2], 1))])
+    >>> images, y, p = predict_dataset(model, ds)
+    >>> bool((p.argmax(1) == y).all())
+    True
+    """
+    images, labels, probabilities = [], [], []
+    for x, y in dataset:
+        probabilities.append(np.asarray(model(x, training=False)))
+        images.append(np.asarray(x))
+        labels.append(np.asarray(y))
+    if not labels:
+        raise ValueError("the dataset is empty")
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(probabilities)
+
+
+def epoch_timer():
+    """A Keras callback recording each epoch's wall-clock seconds in ``.seconds`` (epoch 1 includes tracing).
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> timer = epoch_timer()
+    >>> _ = model.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, verbose=0, callbacks=[timer])
+    >>> len(timer.seconds), all(s > 0 for s in timer.seconds)
+    (3, True)
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()

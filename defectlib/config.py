@@ -1,33 +1,13 @@
 """Run settings for the whole course, read from environment variables in one place.
 
-=========================== =========================================================
-Variable                    Meaning
-=========================== =========================================================
-``DEFECTLIB_FAST``          ``1`` for the fast mode used by CI and quick checks: small
-                            data, one or two epochs, small images; ``0`` for the full
-                            lesson. Not set (or ``auto``): full mode when the real
-                            data and pretrained weights can be had, else a demo run in
-                            fast mode that says why (see :func:`settings`).
-``DEFECTLIB_SEED``          Global random seed. Default ``42``.
-``DEFECTLIB_NEU_DIR``       Folder holding the NEU surface defect database (any of the
-                            layouts :mod:`defectlib.neu` accepts).
-``DEFECTLIB_SEVERSTAL_DIR`` Folder holding the Severstal competition files
-                            (``train_images/`` and ``train.csv``).
-``DEFECTLIB_DATA_HOME``     Where generated synthetic data sets and course outputs go.
-                            Default ``~/.cache/defectlib``.
-``DEFECTLIB_OFFLINE``       ``1`` to skip every download attempt (Kaggle data, ImageNet
-                            and KerasHub weights) and go straight to the offline path.
-=========================== =========================================================
+``DEFECTLIB_FAST``: ``1`` fast mode, ``0`` full; unset or ``auto``: full if data and weights can be had, else a demo.
+``DEFECTLIB_SEED``: global random seed (default ``42``).
+``DEFECTLIB_NEU_DIR``: folder holding the NEU surface defect database.
+``DEFECTLIB_SEVERSTAL_DIR``: folder holding the Severstal files (``train_images/``, ``train.csv``).
+``DEFECTLIB_DATA_HOME``: where generated data and outputs go (default ``~/.cache/defectlib``).
+``DEFECTLIB_OFFLINE``: ``1`` skips every download.
 
-A lesson decides its mode once, in its first code cell, with :func:`start_lesson`; every
-helper that depends on the mode (data finding, synthetic sizes, pretrained weights, seeds)
-reads that one decision through :func:`current`, never the environment again.
-
-The course's rule for a missing data set or missing pretrained weights: full mode is the
-real lesson; a lesson that cannot get what it needs runs as a demo (fast-mode sizes, on
-the synthetic stand-ins and random weights) and says so at the top of its output. It is
-decided once, up front, because every size of a lesson is picked before its data is
-loaded. ``book/setup.md`` states the rule for readers.
+A lesson decides its mode once with :func:`start_lesson`; helpers read it through :func:`current`.
 """
 
 from __future__ import annotations
@@ -45,13 +25,11 @@ T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-# What a lesson can need, and the host its download comes from: the data sets and KerasHub's
-# presets through kagglehub (Kaggle), keras.applications' ImageNet weights from Google's storage.
+# What a lesson can need, and the host its download comes from.
 KAGGLE = ("www.kaggle.com", 443)
 GOOGLE_STORAGE = ("storage.googleapis.com", 443)
 DOWNLOAD_HOSTS = {"neu": KAGGLE, "severstal": KAGGLE, "imagenet": GOOGLE_STORAGE, "preset": KAGGLE}
 NEEDS = tuple(DOWNLOAD_HOSTS)
-# How a demo names each need it could not get.
 MISSING_NEED = {"neu": "the NEU data (DEFECTLIB_NEU_DIR is not set)",
                 "severstal": "the Severstal data (DEFECTLIB_SEVERSTAL_DIR is not set)",
                 "imagenet": "the ImageNet weights of keras.applications",
@@ -76,14 +54,10 @@ def _folder(name: str) -> Path | None:
 class Settings:
     """The settings of one run. Build it with :func:`settings`.
 
-    Examples
-    --------
     >>> s = Settings(fast=True, seed=1, neu_dir=None, severstal_dir=None,
     ...              data_home=Path("/tmp/x"), offline=True)
     >>> s.pick(full=30, fast=2)
     2
-    >>> s.demo
-    False
     """
 
     fast: bool
@@ -126,35 +100,18 @@ class Settings:
 
 
 def settings(needs: Iterable[str] | None = None) -> Settings:
-    """Read the run settings from the environment.
-
-    ``DEFECTLIB_FAST=1`` or ``0`` chooses the mode. When it is not set (or ``auto``),
-    full mode is chosen only if everything in ``needs`` can be had, and otherwise
-    the run is a demo in fast mode with the reason in ``demo_reason``. ``needs``
-    names what the lesson needs, among :data:`NEEDS`: ``"neu"`` (a NEU folder or a
-    Kaggle download), ``"severstal"`` (a Severstal folder, or a Kaggle download
-    with credentials), ``"imagenet"`` (keras.applications' weights) and
-    ``"preset"`` (a KerasHub preset). Without ``needs``: a data folder, or
-    downloads from Kaggle. A download counts as possible when ``DEFECTLIB_OFFLINE``
-    is not set and the host it comes from (:data:`DOWNLOAD_HOSTS`) answers (asked
-    once per process, in at most 3 seconds). Lessons call :func:`start_lesson`,
-    which decides with this function once and keeps the result.
+    """Read the run settings from the environment; a demo reason is set when ``needs`` cannot be had.
 
     Parameters
     ----------
-    needs : what the lesson needs, or ``None``.
+    needs : what the lesson needs, among :data:`NEEDS`, or ``None`` (a data folder or Kaggle).
 
-    Examples
-    --------
     >>> import os
     >>> saved = dict(os.environ)
     >>> os.environ.update(DEFECTLIB_OFFLINE="1"); os.environ.pop("DEFECTLIB_FAST", None)
     >>> os.environ.pop("DEFECTLIB_NEU_DIR", None); os.environ.pop("DEFECTLIB_SEVERSTAL_DIR", None)
     >>> settings(needs=("neu",)).demo_reason
     'cannot get the NEU data (DEFECTLIB_NEU_DIR is not set): downloads are off (DEFECTLIB_OFFLINE=1)'
-    >>> os.environ["DEFECTLIB_FAST"] = "0"
-    >>> settings(needs=("neu",)).fast, settings(needs=("neu",)).demo
-    (False, False)
     >>> os.environ.clear(); os.environ.update(saved)
     """
     seed_text = os.environ.get("DEFECTLIB_SEED", "42").strip()
@@ -182,7 +139,7 @@ def settings(needs: Iterable[str] | None = None) -> Settings:
 
 def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: Path | None,
              offline: bool) -> str:
-    """Why the real lesson cannot run here, or ``""`` when it can (the rule of :func:`settings`)."""
+    """Why the real lesson cannot run here, or ``""`` when it can."""
     needs = None if needs is None else tuple(needs)
     unknown = set(needs or ()) - set(NEEDS)
     if unknown:
@@ -213,13 +170,6 @@ def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: P
 def download_problem(need: str, offline: bool) -> str:
     """Why what ``need`` names cannot be downloaded, or ``""`` when its host answers.
 
-    Parameters
-    ----------
-    need : one of :data:`NEEDS`.
-    offline : ``DEFECTLIB_OFFLINE``.
-
-    Examples
-    --------
     >>> download_problem("imagenet", offline=True)
     'downloads are off (DEFECTLIB_OFFLINE=1)'
     """
@@ -245,19 +195,12 @@ _ACTIVE: Settings | None = None  # the decision of start_lesson(), read by curre
 
 
 def current() -> Settings:
-    """The run's settings: the ones :func:`start_lesson` decided, else read from the environment.
+    """The settings :func:`start_lesson` decided, else those read from the environment.
 
-    Every helper that depends on the mode calls this, so that a lesson's helpers
-    agree with the decision made at its top.
-
-    Examples
-    --------
-    >>> use(Settings(fast=True, seed=5, neu_dir=None, severstal_dir=None,
-    ...              data_home=Path("/tmp/x"), offline=True)).seed
-    5
+    >>> _ = use(Settings(fast=True, seed=5, neu_dir=None, severstal_dir=None, data_home=Path("/tmp"), offline=True))
     >>> current().seed
     5
-    >>> _ = use(None)   # forget it: read the environment again
+    >>> _ = use(None)
     """
     return _ACTIVE if _ACTIVE is not None else settings()
 
@@ -270,20 +213,8 @@ def use(cfg: Settings | None) -> Settings | None:
 
 
 def start_lesson(needs: Iterable[str]) -> Settings:
-    """Decide a lesson's mode once, keep it for every helper, print it and seed everything.
+    """Decide a lesson's mode once, keep it for :func:`current`, print it and seed everything.
 
-    The first call of every lesson. It decides with :func:`settings` (``needs`` as
-    there), makes the result the one :func:`current` returns, prints the mode box,
-    seeds Python, NumPy and TensorFlow with ``DEFECTLIB_SEED`` and silences Keras's
-    warning that ``fit`` ignores ``shuffle=True`` for a dataset (the course's
-    pipelines shuffle themselves).
-
-    Parameters
-    ----------
-    needs : what the lesson needs, among :data:`NEEDS`.
-
-    Examples
-    --------
     >>> import os
     >>> saved = dict(os.environ)
     >>> os.environ.update(DEFECTLIB_FAST="1", DEFECTLIB_SEED="7")
@@ -303,14 +234,8 @@ def start_lesson(needs: Iterable[str]) -> Settings:
 
 
 def kaggle_credentials() -> bool:
-    """Whether kagglehub finds Kaggle credentials (without checking them with Kaggle).
+    """Whether kagglehub finds Kaggle credentials (an unreadable file counts as none).
 
-    kagglehub looks in ``KAGGLE_API_TOKEN``, ``KAGGLE_USERNAME`` and ``KAGGLE_KEY``,
-    ``~/.kaggle/kaggle.json`` (or ``$KAGGLE_CONFIG_DIR``) and, in Colab, the notebook's secrets.
-    A credentials file kagglehub cannot read counts as no credentials.
-
-    Examples
-    --------
     >>> isinstance(kaggle_credentials(), bool)
     True
     """
@@ -325,8 +250,6 @@ def kaggle_credentials() -> bool:
 def seed_everything(seed: int | None = None) -> int:
     """Seed Python, NumPy and TensorFlow (through Keras) and return the seed used.
 
-    Examples
-    --------
     >>> seed_everything(3)
     3
     """
@@ -338,16 +261,14 @@ def seed_everything(seed: int | None = None) -> int:
 
 
 def caveat(synthetic: bool, weights: bool = True, images: int | None = None) -> None:
-    """Print one line under a result saying what weakens it, if anything (nothing when it is a real result).
+    """Print one line under a result saying what weakens it, if anything.
 
     Parameters
     ----------
-    synthetic : the data is the synthetic stand-in (``data.synthetic``).
+    synthetic : the data is the synthetic stand-in.
     weights : the pretrained weights were loaded (``False``: random weights).
     images : how many images the figure is measured on (fewer than 100 is said).
 
-    Examples
-    --------
     >>> _ = use(Settings(fast=True, seed=1, neu_dir=None, severstal_dir=None, data_home=Path("/tmp"), offline=True))
     >>> caveat(synthetic=True, weights=False, images=24)  # doctest: +NORMALIZE_WHITESPACE
     CAVEAT: synthetic stand-in data; RANDOM weights instead of pretrained ones, so NOT transfer learning;
@@ -363,10 +284,8 @@ def caveat(synthetic: bool, weights: bool = True, images: int | None = None) -> 
 
 
 def banner(*lines: str) -> None:
-    """Print ``lines`` between two rules of ``=``: how the data modules say what they use.
+    """Print ``lines`` between two rules of ``=``.
 
-    Examples
-    --------
     >>> banner("NEU data: SYNTHETIC", "not real results")  # doctest: +NORMALIZE_WHITESPACE
     ==============================================================================
     NEU data: SYNTHETIC
@@ -378,17 +297,10 @@ def banner(*lines: str) -> None:
 
 
 def write_complete(out: str | Path, write: Callable[[Path], None], marker: str) -> Path:
-    """Make the folder ``out`` with ``write(folder)``, so that no reader ever sees it half-written.
+    """Make the folder ``out`` with ``write(folder)`` in a temporary folder renamed at the end, never half-written.
 
-    ``write`` fills a fresh temporary folder beside ``out`` and writes the file
-    ``marker`` last; the folder is then renamed to ``out`` in one step. Two
-    processes making the same folder at once (notebooks or tests in parallel) both
-    return the complete one. A complete ``out`` (``marker`` present) is reused as
-    it is; an empty one is replaced; a non-empty ``out`` without the marker is
-    never deleted: that raises a :class:`~defectlib.errors.DataError`.
+    A complete ``out`` (with ``marker``) is reused; a non-empty one without it raises a ``DataError``.
 
-    Examples
-    --------
     >>> import tempfile
     >>> out = Path(tempfile.mkdtemp()) / "set"
     >>> write_complete(out, lambda d: (d / "DONE").write_text("ok"), marker="DONE").name
@@ -423,3 +335,40 @@ def write_complete(out: str | Path, write: Callable[[Path], None], marker: str) 
     finally:
         shutil.rmtree(work, ignore_errors=True)  # gone already when the rename succeeded
     return out
+
+
+def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
+    """Build a model with ``build("imagenet")``, falling back to ``build(None)`` in fast mode; return ``(model, real)``.
+
+    >>> import os
+    >>> saved = dict(os.environ)
+    >>> os.environ.update(DEFECTLIB_FAST="1", DEFECTLIB_OFFLINE="1")
+    >>> model, real = pretrained(lambda w: f"model with weights={w}", "a toy")  # doctest: +ELLIPSIS
+    ===...
+    >>> model, real
+    ('model with weights=None', False)
+    >>> os.environ.clear(); os.environ.update(saved)
+    """
+    cfg = current()
+    if not cfg.offline:
+        try:
+            model = build("imagenet")
+        except Exception as error:  # noqa: BLE001 - any failure to fetch weights is handled below
+            reason = f"{type(error).__name__}: {str(error)[:200]}"
+        else:
+            print(f"Pretrained weights: {what}, loaded (downloaded, or from the local cache).", flush=True)
+            return model, True
+    else:
+        reason = "DEFECTLIB_OFFLINE=1, so no download was tried"
+    how = ("Run with internet access once (the weights are then cached in ~/.keras/models or "
+           "the KerasHub/Kaggle cache), or copy the cached weight files to this machine.")
+    if not cfg.fast:
+        raise RuntimeError(f"Could not load the pretrained weights for {what} ({reason}). {how} "
+                           "Or run the lesson as a demo with random weights: set DEFECTLIB_FAST=1, or leave "
+                           "DEFECTLIB_FAST unset on a machine without downloads.")
+    mode = "DEMO RUN" if cfg.demo else "FAST MODE"
+    bar = "=" * 78
+    print(f"{bar}\nNO PRETRAINED WEIGHTS for {what}: {reason}.\n"
+          f"{mode}: continuing with RANDOM weights so the code runs. This is NOT transfer\n"
+          f"learning, and its numbers say nothing about pretrained models.\n{how}\n{bar}", flush=True)
+    return build(None), False

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 
 class DataError(ValueError):
-    """Raised when input data is missing, malformed or inconsistent.
+    """Raised when input data is missing, malformed or inconsistent; the message names the file, row or value.
 
-    The message always names the file, row or value at fault and says what is
-    wrong, so a student can fix the data rather than debug the library.
-
-    Examples
-    --------
     >>> raise DataError("train.csv, row 3: ClassId 7 is not one of 1, 2, 3, 4")
     Traceback (most recent call last):
     ...
@@ -21,12 +16,6 @@ class DataError(ValueError):
 def raise_all(problems: list[str], what: str) -> None:
     """Raise one :class:`DataError` listing every problem, one per line; do nothing if there are none.
 
-    Used where many files or rows are checked, so that a student sees every bad
-    one at once instead of fixing them one run at a time.
-
-    Examples
-    --------
-    >>> raise_all([], "Image files")
     >>> raise_all(["a.jpg: empty file (0 bytes)", "b.jpg: file not found"], "Image files")
     Traceback (most recent call last):
     ...

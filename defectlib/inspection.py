@@ -1,11 +1,4 @@
-"""Lesson 5: where a classifier looks, how far to trust it, how to run it without TensorFlow.
-
-Class activation maps (exact for a global-average-pooling head, Grad-CAM for any
-convolutional model), the pointing game against annotated boxes, calibration
-(reliability table, expected calibration error, temperature scaling, reject option)
-and a LiteRT interpreter loop. The notebook writes the model, its ``compile`` and its
-``fit`` on the page; these are the measuring tools it and ``benchmarks/inspection.py`` share.
-"""
+"""Lesson 5's measuring tools: class activation maps, the pointing game, calibration and LiteRT export."""
 
 from __future__ import annotations
 
@@ -18,76 +11,9 @@ import pandas as pd
 # --------------------------------------------------------------------------- where it looks
 
 
-def class_activation_maps(model, images: np.ndarray, classes: np.ndarray | None = None,
-                          feature_layer: str | None = None, head: str | None = None) -> np.ndarray:
-    """CAM of a model whose head is global average pooling then one ``Dense`` layer.
-
-    The class score is the average over positions of ``features @ W[:, c] + b[c]``, so
-    the map ``features @ W[:, c]`` says exactly how much each position adds to it.
-    ``feature_layer`` defaults to the layer before the ``GlobalAveragePooling2D``,
-    ``head`` to the last layer; ``classes`` to the predicted ones. Returns one map per
-    image at the feature resolution, shape ``(n, h, w)``.
-
-    Examples
-    --------
-    >>> from defectlib.cnn import refined_cnn
-    >>> model = refined_cnn(input_shape=(32, 32, 1), widths=(4, 8), augment=False)
-    >>> class_activation_maps(model, np.zeros((2, 32, 32, 1), "float32")).shape
-    (2, 8, 8)
-    """
-    import keras
-
-    names = [layer.name for layer in model.layers]
-    if feature_layer is None:
-        gap = next((i for i, layer in enumerate(model.layers)
-                    if isinstance(layer, keras.layers.GlobalAveragePooling2D)), None)
-        if gap is None or gap == 0:
-            raise ValueError(f"{model.name} has no GlobalAveragePooling2D layer after its features: use grad_cam")
-        feature_layer = names[gap - 1]
-    head_layer = model.get_layer(head) if head else model.layers[-1]
-    features_model = keras.Model(model.inputs[0], [model.get_layer(feature_layer).output, model.outputs[0]])
-    features, probabilities = (np.asarray(t) for t in features_model(np.asarray(images, "float32"), training=False))
-    kernel = np.asarray(head_layer.kernel)
-    classes = probabilities.argmax(axis=1) if classes is None else np.asarray(classes)
-    return np.einsum("nhwk,kn->nhw", features, kernel[:, classes])
-
-
-def grad_cam(model, images: np.ndarray, classes: np.ndarray | None = None, feature_layer: str | None = None) -> np.ndarray:
-    """Grad-CAM: feature maps weighted by the average gradient of the class output, then ReLU.
-
-    Works for any model with a convolutional ``feature_layer`` (default: the last layer
-    with a 4-D output). Gradients are taken of the model's output for the class (a
-    probability for a softmax head). Returns ``(n, h, w)``.
-
-    Examples
-    --------
-    >>> from defectlib.cnn import refined_cnn
-    >>> model = refined_cnn(input_shape=(32, 32, 1), widths=(4, 8), augment=False)
-    >>> maps = grad_cam(model, np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)))
-    >>> maps.shape, bool((maps >= 0).all())
-    ((2, 8, 8), True)
-    """
-    import keras
-    import tensorflow as tf
-
-    if feature_layer is None:
-        feature_layer = [layer.name for layer in model.layers if len(layer.output.shape) == 4][-1]
-    features_model = keras.Model(model.inputs[0], [model.get_layer(feature_layer).output, model.outputs[0]])
-    x = tf.convert_to_tensor(np.asarray(images, "float32"))
-    with tf.GradientTape() as tape:
-        tape.watch(x)  # else a feature layer with no weights before it is not on the tape
-        features, outputs = features_model(x, training=False)
-        picked = outputs.numpy().argmax(axis=1) if classes is None else np.asarray(classes)
-        score = tf.gather(outputs, picked, axis=1, batch_dims=1)
-    weights = tf.reduce_mean(tape.gradient(score, features), axis=(1, 2))
-    return np.maximum(np.einsum("nhwk,nk->nhw", np.asarray(features), np.asarray(weights)), 0)
-
-
 def map_peaks(maps: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """Pixel ``(x, y)`` of each map's maximum: the centre of its cell, scaled to the image.
 
-    Examples
-    --------
     >>> maps = np.zeros((1, 4, 4)); maps[0, 1, 3] = 1
     >>> map_peaks(maps, (200, 200)).tolist()
     [[175.0, 75.0]]
@@ -98,17 +24,14 @@ def map_peaks(maps: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
 
 
 def boxes_by_image(paths, class_names, boxes: pd.DataFrame) -> list[np.ndarray]:
-    """For each image, its annotated boxes of its own class as an ``(m, 4)`` array ``xmin, ymin, xmax, ymax``.
+    """For each image, its boxes of its own class as an ``(m, 4)`` array ``xmin, ymin, xmax, ymax``.
 
-    Images are matched to the boxes table of :func:`defectlib.neu.read_boxes` by file
-    name without extension (some NEU annotations omit ``.jpg``).
+    Matched by file name without extension: some NEU annotations omit ``.jpg``.
 
-    Examples
-    --------
     >>> boxes = pd.DataFrame({"file": ["a.jpg", "a.jpg"], "class_name": ["x", "y"],
     ...                       "xmin": [0, 5], "ymin": [0, 5], "xmax": [9, 9], "ymax": [9, 9]})
-    >>> boxes_by_image(["/d/a.jpg", "/d/b.jpg"], ["y", "y"], boxes)[0].tolist(), len(boxes_by_image(["/d/b.jpg"], ["y"], boxes)[0])
-    ([[5, 5, 9, 9]], 0)
+    >>> boxes_by_image(["/d/a.jpg"], ["y"], boxes)[0].tolist()
+    [[5, 5, 9, 9]]
     """
     stems = boxes["file"].map(lambda f: Path(f).stem)
     groups = {key: g[["xmin", "ymin", "xmax", "ymax"]].to_numpy()
@@ -120,10 +43,8 @@ def boxes_by_image(paths, class_names, boxes: pd.DataFrame) -> list[np.ndarray]:
 def inside_any(point, boxes: np.ndarray) -> bool:
     """True when the pixel ``point = (x, y)`` lies in one of ``boxes`` (edges included).
 
-    Examples
-    --------
-    >>> inside_any((10, 20), np.array([[0, 0, 10, 10], [5, 15, 12, 30]])), inside_any((11, 11), np.array([[0, 0, 10, 10]]))
-    (True, False)
+    >>> inside_any((10, 20), np.array([[0, 0, 10, 10], [5, 15, 12, 30]]))
+    True
     """
     x, y = point
     boxes = np.asarray(boxes).reshape(-1, 4)
@@ -133,8 +54,6 @@ def inside_any(point, boxes: np.ndarray) -> bool:
 def box_share(boxes: np.ndarray, image_size: tuple[int, int]) -> float:
     """Share of the image area covered by the union of ``boxes``: the hit chance of a random point.
 
-    Examples
-    --------
     >>> box_share(np.array([[0, 0, 99, 199], [50, 0, 149, 199]]), (200, 200))
     0.75
     """
@@ -145,14 +64,8 @@ def box_share(boxes: np.ndarray, image_size: tuple[int, int]) -> float:
 
 
 def pointing_game(peaks: np.ndarray, boxes: list[np.ndarray], image_size: tuple[int, int]) -> pd.DataFrame:
-    """Hit or miss per image for the map maxima, a point at the centre, and a random point (expected).
+    """Hit or miss per image for the map maxima and the image centre, and a random point's hit chance.
 
-    Columns ``map``, ``centre`` (booleans) and ``random`` (the boxes' share of the
-    area, the probability that a uniformly random point hits). Images without a box
-    of their class are not scorable: they raise, so nothing is dropped silently.
-
-    Examples
-    --------
     >>> game = pointing_game(np.array([[5.0, 5.0]]), [np.array([[0, 0, 9, 9]])], (20, 20))
     >>> game.to_dict("records")
     [{'map': True, 'centre': False, 'random': 0.25}]
@@ -172,12 +85,8 @@ def pointing_game(peaks: np.ndarray, boxes: list[np.ndarray], image_size: tuple[
 
 
 def reliability_table(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    """Images binned by confidence (the top probability): count, mean confidence and accuracy per bin.
+    """Count, mean confidence (top probability) and accuracy per equal-width confidence bin; empty bins left out.
 
-    Equal-width bins over (0, 1]; empty bins are left out.
-
-    Examples
-    --------
     >>> p = np.array([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.55, 0.45]])
     >>> reliability_table(p, np.array([0, 1, 0, 0])).round(2).to_dict("list")
     {'count': [2, 2], 'confidence': [0.55, 0.95], 'accuracy': [1.0, 0.5]}
@@ -196,8 +105,6 @@ def reliability_table(probabilities: np.ndarray, labels: np.ndarray, bins: int =
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """ECE: the gap between confidence and accuracy, averaged over bins weighted by their size.
 
-    Examples
-    --------
     >>> p = np.array([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.55, 0.45]])
     >>> round(expected_calibration_error(p, np.array([0, 1, 0, 0])), 4)
     0.45
@@ -207,53 +114,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float((weights * (table["confidence"] - table["accuracy"]).abs()).sum())
 
 
-def softmax_with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Rescale softmax outputs as if their logits had been divided by ``temperature``.
-
-    ``log p`` equals the logits up to a constant per row, which the softmax ignores, so
-    the model's probabilities are enough. The predicted class never changes.
-
-    Examples
-    --------
-    >>> softmax_with_temperature(np.array([[0.8, 0.2]]), 1e9).round(3).tolist()
-    [[0.5, 0.5]]
-    """
-    logits = np.log(np.clip(np.asarray(probabilities, "float64"), 1e-12, 1)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return scaled / scaled.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of ``labels`` (fit it on validation).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> logits = rng.normal(0, 3, (4000, 3))
-    >>> labels = np.array([rng.choice(3, p=p) for p in softmax_with_temperature(np.exp(logits), 1.0)])
-    >>> abs(fit_temperature(softmax_with_temperature(np.exp(logits), 0.5), labels) - 2.0) < 0.2
-    True
-    """
-    from scipy.optimize import minimize_scalar
-
-    labels = np.asarray(labels)
-
-    def nll(log_t: float) -> float:
-        p = softmax_with_temperature(probabilities, np.exp(log_t))
-        return -float(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1)).mean())
-
-    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20)), method="bounded").x))
-
-
 def accuracy_coverage(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """Reject option: for each confidence threshold, the share of images kept and their accuracy.
+    """Reject option: per confidence threshold (highest first), the share of images kept and their accuracy.
 
-    An image is kept (decided by the model) when its top probability is at least the
-    threshold, else sent to a human. One row per distinct confidence, highest first.
-
-    Examples
-    --------
     >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]])
     >>> accuracy_coverage(p, np.array([0, 1, 0])).to_dict("list")
     {'threshold': [0.9, 0.7, 0.6], 'coverage': [0.3333333333333333, 0.6666666666666666, 1.0], 'accuracy': [1.0, 1.0, 0.6666666666666666]}
@@ -275,23 +138,13 @@ def export_litert(model, path: str | Path, optimizations: list | None = None,
                   representative_dataset=None) -> Path:
     """Write a one-input Keras ``model`` as a LiteRT (``.tflite``) file, in inference mode.
 
-    An equivalent of the file ``model.export(path, format="litert", ...)`` writes, with LiteRT's
-    built-in operations only, by a route that works in every stack the course supports. ``model.export`` goes through TensorFlow's
-    ``from_keras_model``, which crashes in Colab's stack (Python 3.13, TensorFlow 2.20,
-    Keras 3.13) with ``TypeError: 'NoneType' object is not callable`` (tensorflow issue
-    #117453; keras PR #22816, in Keras 3.15, avoids it). Here the model is traced as a
-    TensorFlow function with ``training=False`` (augmentation layers drop out) and that
-    function is converted.
+    Not ``model.export(format="litert")``: that crashes in Colab's stack (TensorFlow 2.20, Keras 3.13).
 
     Parameters
     ----------
-    model : a Keras model with one input.
-    path : the ``.tflite`` file to write.
     optimizations : the converter's optimizations, e.g. ``[tf.lite.Optimize.DEFAULT]`` for 8 bits.
     representative_dataset : a function yielding ``[batch]`` lists, to calibrate 8-bit values.
 
-    Examples
-    --------
     >>> import keras, tempfile
     >>> file = export_litert(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
     ...                      f"{tempfile.mkdtemp()}/dense.tflite")
@@ -316,13 +169,8 @@ def export_litert(model, path: str | Path, optimizations: list | None = None,
 
 
 def litert_predict(model_file: str | Path | bytes, images: np.ndarray) -> np.ndarray:
-    """Run a LiteRT (``.tflite``) model one image at a time with the ``ai-edge-litert`` interpreter.
+    """Run a LiteRT model (a path or its bytes) one image at a time with ``ai_edge_litert``, no TensorFlow.
 
-    No TensorFlow needed: only ``ai_edge_litert`` and numpy. ``model_file`` is a path or
-    the model's bytes. Returns the outputs stacked, ``(n, classes)``.
-
-    Examples
-    --------
     >>> import keras, tempfile
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     >>> path = export_litert(model, f"{tempfile.mkdtemp()}/m.tflite")
@@ -352,8 +200,6 @@ def litert_predict(model_file: str | Path | bytes, images: np.ndarray) -> np.nda
 def show_maps(images: np.ndarray, maps: np.ndarray, boxes: list[np.ndarray], titles: list[str], cols: int = 6):
     """Images in gray with their maps overlaid, annotated boxes in green and each map's peak as a red cross.
 
-    Examples
-    --------
     >>> fig = show_maps(np.zeros((2, 20, 20, 1)), np.ones((2, 4, 4)), [np.array([[2, 2, 9, 9]])] * 2, ["a", "b"])
     >>> len(fig.axes)
     2
@@ -382,8 +228,6 @@ def show_maps(images: np.ndarray, maps: np.ndarray, boxes: list[np.ndarray], tit
 def plot_reliability(tables: dict[str, pd.DataFrame]):
     """Reliability diagram: accuracy against mean confidence per bin, one line per table, the diagonal as ideal.
 
-    Examples
-    --------
     >>> p = np.array([[0.9, 0.1], [0.6, 0.4]])
     >>> fig = plot_reliability({"model": reliability_table(p, np.array([0, 1]))})
     >>> fig.axes[0].get_xlabel()

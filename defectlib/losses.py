@@ -1,30 +1,6 @@
 """Losses and metrics for defect segmentation, and the exact Kaggle (Severstal) metric.
 
-Masks are ``(batch, height, width, classes)`` with values in 0..1. Everything is
-computed per *(image, class) pair*, as in the competition:
-
-* :class:`FocalTversky` (made by :func:`focal_tversky_loss`): the focal Tversky
-  loss :math:`(1 - TI)^\\gamma` of Abraham and Khan, averaged over the classes of
-  each image, with a smoothing term so that an empty mask predicted as empty
-  scores :math:`TI = 1` (a loss of 0);
-* :func:`tversky_index` and :func:`dice_coefficient`: Keras metrics (per image);
-* :func:`dice_per_pair` and :func:`kaggle_mean_dice`: the competition's metric in
-  NumPy, exact (float64, binary masks).
-
-How this relates to Keras's own ``keras.losses.Tversky(alpha, beta)``: its value is
-:math:`1 - TI` with one coefficient on the false negatives and the other on the false
-positives, and which is which depends on the version. Up to Keras 3.15 ``alpha``
-multiplies the *false negatives* (``(1 - y_pred) * y_true``; its docstring said the
-opposite), so ``alpha=0.7, beta=0.3`` penalises missed defect pixels more, as in the
-focal Tversky paper and in this module. keras PR #23333 (merged after Keras 3.15.1, for
-the next release) swaps them: ``alpha`` then weighs the false positives. :func:`keras_tversky_weights` asks the
-installed Keras and returns the arguments that mean the same on both. With ``axis=None``
-Keras sums over the whole batch and all classes (one index per batch); with
-``axis=(1, 2)`` it gives one index per (image, class). It has no smoothing: a pair whose
-true mask is empty gets :math:`TI = 0` whatever is predicted, and no gradient, so false
-alarms on defect-free classes are never penalised. :func:`tversky_index` with
-``smooth=0`` is Keras's index (``tests/test_losses.py`` checks it, in both conventions);
-the default ``smooth=1`` fixes empty pairs.
+Masks are ``(batch, height, width, classes)`` in 0..1; everything is computed per (image, class) pair.
 """
 
 from __future__ import annotations
@@ -46,20 +22,18 @@ def _tversky_terms(y_true, y_pred):
 
 
 def tversky_per_pair(y_true, y_pred, alpha: float = 0.7, beta: float = 0.3, smooth: float = 1.0):
-    """The Tversky index of every (image, class) pair: shape ``(batch, classes)``.
+    """The Tversky index of every (image, class) pair, shape ``(batch, classes)``, from soft counts.
 
-    :math:`TI = (TP + s) / (TP + \\alpha\\,FN + \\beta\\,FP + s)`, with soft counts
-    (probabilities, not thresholded). ``alpha`` weighs false negatives, ``beta``
-    false positives; ``alpha = beta = 0.5`` gives the (soft) Dice coefficient.
+    Parameters
+    ----------
+    alpha : the weight of the false negatives.
+    beta : the weight of the false positives.
+    smooth : added to numerator and denominator (0 is Keras's index; 1 scores an empty pair predicted empty 1).
 
-    Examples
-    --------
     >>> t = np.zeros((1, 2, 2, 2), "float32"); t[0, 0, :, 0] = 1   # class 1: top row; class 2: empty
     >>> p = np.zeros_like(t); p[0, 0, 0, 0] = 1                    # finds half of class 1
-    >>> np.round(np.asarray(tversky_per_pair(t, p, smooth=0.0)), 4)  # 1 / (1 + 0.7 * 1)
-    array([[0.5882, 0.    ]], dtype=float32)
-    >>> np.asarray(tversky_per_pair(t, p))[0, 1]  # smoothed: empty predicted as empty is perfect
-    np.float32(1.0)
+    >>> np.round(np.asarray(tversky_per_pair(t, p)), 4)            # (1 + 1) / (1 + 0.7 * 1 + 1), and 1
+    array([[0.7407, 1.    ]], dtype=float32)
     """
     tp, fn, fp = _tversky_terms(y_true, y_pred)
     denominator = ops.maximum(tp + alpha * fn + beta * fp + smooth, keras.backend.epsilon())
@@ -69,11 +43,8 @@ def tversky_per_pair(y_true, y_pred, alpha: float = 0.7, beta: float = 0.3, smoo
 def keras_alpha_weighs_false_negatives() -> bool:
     """Whether the installed ``keras.losses.Tversky`` multiplies the false negatives by ``alpha``.
 
-    True up to Keras 3.15.1; False once keras PR #23333 (``alpha`` on the false positives) is in.
-    It asks Keras itself, on one true positive and one false negative.
+    True up to Keras 3.15.1; keras PR #23333 (next release) puts ``alpha`` on the false positives.
 
-    Examples
-    --------
     >>> isinstance(keras_alpha_weighs_false_negatives(), bool)
     True
     """
@@ -85,13 +56,6 @@ def keras_alpha_weighs_false_negatives() -> bool:
 def keras_tversky_weights(false_negatives: float, false_positives: float) -> dict[str, float]:
     """``alpha`` and ``beta`` for Keras's Tversky loss that weigh the false negatives and positives as given.
 
-    Parameters
-    ----------
-    false_negatives : the weight of the missed pixels (0.7 in the focal Tversky paper).
-    false_positives : the weight of the false alarms (0.3).
-
-    Examples
-    --------
     >>> weights = keras_tversky_weights(0.7, 0.3)
     >>> weights == ({"alpha": 0.7, "beta": 0.3} if keras_alpha_weighs_false_negatives() else {"alpha": 0.3, "beta": 0.7})
     True
@@ -105,8 +69,6 @@ def keras_tversky_weights(false_negatives: float, false_positives: float) -> dic
 def tversky_index(y_true, y_pred):
     """Keras metric: the mean smoothed Tversky index (``alpha=0.7, beta=0.3``) over the classes of each image.
 
-    Examples
-    --------
     >>> t = np.ones((2, 4, 4, 4), "float32")
     >>> np.asarray(tversky_index(t, t)).tolist()
     [1.0, 1.0]
@@ -116,15 +78,8 @@ def tversky_index(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="defectlib")
 def dice_coefficient(y_true, y_pred, threshold: float = 0.5):
-    """Keras metric: the Kaggle Dice of each image (masks thresholded, empty-and-empty counts 1).
+    """Keras metric: the Kaggle Dice of each image (``y_pred`` thresholded, empty-and-empty counts 1).
 
-    The mean over the classes of each image of
-    :math:`2|X \\cap Y| / (|X| + |Y|)`, with ``y_pred`` thresholded at
-    ``threshold``: the competition's metric at the training resolution (without the
-    cleaning and resizing of :mod:`defectlib.pipeline`).
-
-    Examples
-    --------
     >>> t = np.zeros((1, 2, 2, 4), "float32"); t[0, 0, 0, 0] = 1
     >>> p = np.zeros_like(t); p[0, :, 0, 0] = 0.9             # 1 right pixel, 1 false alarm
     >>> np.asarray(dice_coefficient(t, p)).tolist()           # (2*1/(1+2) + 1 + 1 + 1) / 4
@@ -141,24 +96,13 @@ def dice_coefficient(y_true, y_pred, threshold: float = 0.5):
 
 @keras.saving.register_keras_serializable(package="defectlib")
 class FocalTversky(keras.losses.Loss):
-    """The focal Tversky loss :math:`(1 - TI)^\\gamma`, per (image, class) pair, averaged over classes.
+    """The focal Tversky loss :math:`(1 - TI)^\\gamma` per (image, class) pair, averaged over classes.
 
-    ``alpha`` weighs false negatives (missed defect pixels), ``beta`` false
-    positives, ``gamma`` is the focal exponent (1: plain Tversky loss; below 1 the
-    loss of a pair that is already good shrinks more slowly, so training keeps
-    improving the well-segmented pairs; above 1 it concentrates on the bad ones) and
-    ``smooth`` is added to numerator and denominator so that an empty mask predicted
-    empty costs 0. One value per image, so ``sample_weight`` and Keras's reductions
-    work as for any loss. Saved and loaded with the model (``.keras``, safe mode).
+    ``alpha``, ``beta`` and ``smooth`` as in :func:`tversky_per_pair` (``alpha`` weighs the false negatives).
 
-    Examples
-    --------
-    >>> loss = FocalTversky()
     >>> t = np.zeros((1, 8, 8, 4), "float32"); t[0, 2:6, 2:6, 1] = 1
-    >>> float(loss(t, t)) < 1e-3, float(loss(t, 1 - t)) > 0.9
+    >>> float(FocalTversky()(t, t)) < 1e-3, float(FocalTversky()(t, 1 - t)) > 0.9
     (True, True)
-    >>> FocalTversky.from_config(loss.get_config()).gamma
-    0.75
     """
 
     def __init__(self, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75, smooth: float = 1.0,
@@ -180,8 +124,6 @@ class FocalTversky(keras.losses.Loss):
 def focal_tversky_loss(alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75, smooth: float = 1.0) -> FocalTversky:
     """The loss for ``model.compile(loss=...)``: a :class:`FocalTversky` with these settings.
 
-    Examples
-    --------
     >>> focal_tversky_loss(gamma=1.0).get_config()["gamma"]
     1.0
     """
@@ -192,15 +134,8 @@ def focal_tversky_loss(alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.7
 
 
 def dice_per_pair(true_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
-    """Dice of every (image, class) pair of two binary mask stacks, exactly as Kaggle scores it.
+    """Dice of every (image, class) pair of binary masks ``(..., height, width, classes)``, as Kaggle scores it.
 
-    Both arrays have the same shape ``(..., height, width, classes)`` (for example
-    ``(n_images, 256, 1600, 4)``); any nonzero value is a mask pixel. Returns the
-    float64 array of shape ``(..., classes)`` of :math:`2|X \\cap Y| / (|X| + |Y|)`,
-    which is 1 where both masks are empty.
-
-    Examples
-    --------
     >>> t = np.zeros((2, 2, 1), "uint8"); t[0, 0, 0] = 1
     >>> p = np.zeros_like(t); p[:, 0, 0] = 1
     >>> dice_per_pair(t, p)   # 2 * 1 / (1 + 2)
@@ -220,22 +155,11 @@ def dice_per_pair(true_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
 
 
 def kaggle_mean_dice(true_masks: np.ndarray, pred_masks: np.ndarray, per_class: bool = False) -> float | np.ndarray:
-    """The Severstal competition metric: the mean Dice over every (image, class) pair.
+    """The Severstal competition metric: the mean Dice over every (image, class) pair (empty and empty scores 1).
 
-    Masks are ``(n_images, height, width, classes)`` (or ``(height, width,
-    classes)`` for one image). A pair whose true and predicted masks are both empty
-    scores 1; a pair with a mask on one side only scores 0. ``per_class=True``
-    returns the mean of each class instead (an array of length ``classes``).
-
-    Examples
-    --------
     >>> t = np.zeros((1, 4, 4, 4), "uint8"); t[0, :2, :2, 0] = 1    # one defect of class 1
-    >>> kaggle_mean_dice(t, t)                                       # perfect
-    1.0
     >>> kaggle_mean_dice(t, np.zeros_like(t))                       # empty submission: 3 empty pairs right
     0.75
-    >>> kaggle_mean_dice(t, np.zeros_like(t), per_class=True)
-    array([0., 1., 1., 1.])
     """
     dice = dice_per_pair(true_masks, pred_masks)
     dice = dice.reshape(-1, dice.shape[-1])
@@ -245,8 +169,6 @@ def kaggle_mean_dice(true_masks: np.ndarray, pred_masks: np.ndarray, per_class: 
 def pair_counts(masks: np.ndarray) -> list[int]:
     """How many (image, class) pairs have a mask (nonzero somewhere), per class.
 
-    Examples
-    --------
     >>> m = np.zeros((3, 2, 2, 4), "uint8"); m[0, 0, 0, 2] = m[1, 1, 1, 2] = 1
     >>> pair_counts(m)
     [0, 0, 2, 0]

@@ -1,28 +1,20 @@
-"""Helpers around a Keras model that a student should not retype: what trains, and stand-in weights."""
+"""Helpers around a Keras model that a student should not retype: what trains, stand-in weights, ResNet's preprocessing."""
 
 from __future__ import annotations
 
+# At module level so the layer is registered on import; a Lambda layer would fail safe mode.
+import keras as _keras
+
 
 def calibrate_batch_norm(model, images) -> None:
-    """Give a base with random weights the BatchNormalization statistics of ``images`` (for stand-in weights).
+    """Set the BatchNormalization statistics of a random-weights base to those of ``images`` (stand-in weights only).
 
-    With random weights and the initial statistics (mean 0, variance 1) the
-    activations of MobileNetV2 shrink block after block, and its pooled features
-    are about 1e-13: a head trained on them learns nothing but its bias. This sets
-    every BatchNormalization layer of the base to the mean and variance of its input
-    on ``images`` (one batch, 0-255 pixels), as training would, so the features have
-    a sensible scale. It changes only those statistics; the base stays frozen. For
-    benchmarks and tests that stand in for pretrained weights, where only the time
-    or the code path matters; never needed with real weights.
+    Without it a random MobileNetV2's pooled features vanish and a head trained on them learns only its bias.
 
-    Examples
-    --------
     >>> import numpy as np
     >>> from defectlib.transfer import feature_extractor, transfer_model
     >>> model = transfer_model("mobilenet_v2", image_size=(32, 32), input_shape=(32, 32, 3), weights=None)
     >>> images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    >>> float(np.abs(feature_extractor(model)(images)).mean()) < 1e-6
-    True
     >>> calibrate_batch_norm(model, images)
     >>> float(np.abs(feature_extractor(model)(images)).mean()) > 0.1, model.get_layer("base").trainable
     (True, False)
@@ -47,20 +39,12 @@ def calibrate_batch_norm(model, images) -> None:
 
 
 def trainable_summary(model):
-    """Trainable and frozen parameters of each top-level layer, and in total (a ``DataFrame``).
+    """Trainable and non-trainable parameters of each top-level layer, and in total (a ``DataFrame``).
 
-    Counts the weights ``fit`` will update (``trainable``) and the rest
-    (``non_trainable``: frozen weights and BatchNormalization statistics).
-
-    Examples
-    --------
     >>> from defectlib.transfer import transfer_model
     >>> model = transfer_model("mobilenet_v2", image_size=(32, 32), input_shape=(32, 32, 3), weights=None)
-    >>> table = trainable_summary(model)
-    >>> table.loc["base"].to_dict(), table.loc["classifier"].to_dict()
-    ({'trainable': 0, 'non_trainable': 2257984}, {'trainable': 7686, 'non_trainable': 0})
-    >>> table.loc["total"].to_dict()
-    {'trainable': 7686, 'non_trainable': 2257984}
+    >>> trainable_summary(model).loc[["base", "classifier"]].to_dict("index")
+    {'base': {'trainable': 0, 'non_trainable': 2257984}, 'classifier': {'trainable': 7686, 'non_trainable': 0}}
     """
     import numpy as np
     import pandas as pd
@@ -73,3 +57,17 @@ def trainable_summary(model):
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("layer")
     table.loc["total"] = [count(model.trainable_weights), count(model.non_trainable_weights)]
     return table.astype(int)
+
+
+@_keras.saving.register_keras_serializable(package="defectlib")
+class CaffePreprocess(_keras.layers.Layer):
+    """``keras.applications.resnet50.preprocess_input`` ("caffe": RGB to BGR, minus ImageNet means) as a layer.
+
+    >>> import numpy as np
+    >>> x = np.array([[[[255.0, 0.0, 10.0]]]], "float32")   # one RGB pixel
+    >>> np.asarray(CaffePreprocess()(x)).round(2)            # B - 103.939, G - 116.779, R - 123.68
+    array([[[[ -93.94, -116.78,  131.32]]]], dtype=float32)
+    """
+
+    def call(self, inputs):
+        return _keras.applications.resnet50.preprocess_input(_keras.ops.cast(inputs, self.compute_dtype))

@@ -1,8 +1,6 @@
-"""The NEU surface defect database: find it, index it, load it, and generate a synthetic stand-in.
+"""The NEU surface defect database (six classes of steel defects, 200x200 grayscale): find, index and load it.
 
-Six classes of hot-rolled steel surface defects, 300 grayscale images of 200x200
-each. The Kaggle copy (``kaustubhdikshit/neu-surface-defect-database``) is split
-into 1,440 training and 360 validation images.
+The Kaggle copy (``kaustubhdikshit/neu-surface-defect-database``) has 1,440 training and 360 validation images.
 """
 
 from __future__ import annotations
@@ -10,20 +8,17 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 import pandas as pd
 
-from defectlib.config import banner, current, write_complete
+from defectlib.config import banner, current
 from defectlib.errors import DataError, raise_all
+from defectlib.images import load_images, without_autotuning
+from defectlib.synthetic import SYNTHETIC_MARKER, make_synthetic_neu
 
-if TYPE_CHECKING:
-    import tensorflow as tf
 
 CLASS_NAMES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 """The six classes, in the stable order used for label numbers."""
@@ -36,36 +31,24 @@ CLASS_DESCRIPTIONS = {
     "rolled-in_scale": "oxide scale pressed into the surface during rolling: flaky marks",
     "scratches": "long straight marks left by sliding contact",
 }
-"""One line per class, for lessons and plots."""
 
-NATIVE_SIZE = (200, 200)
-SYNTHETIC_MARKER = "SYNTHETIC.txt"  # written last by make_synthetic_neu: marks a complete, generated set
 KAGGLE_HANDLE = "kaustubhdikshit/neu-surface-defect-database"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+# Skipped: hidden names, side files and folders of operating systems and Jupyter, LabelImg .xml beside images.
 SIDE_FILES = {".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini"}
-"""Files that operating systems leave in folders: skipped."""
 SIDE_FOLDERS = {"__macosx", ".ipynb_checkpoints", "@eadir", "$recycle.bin"}
-"""Folders that operating systems and Jupyter leave behind: skipped (as is any hidden name)."""
 SIDE_SUFFIXES = {".xml"}
-"""Annotation files that tools such as LabelImg save beside the images: skipped in image folders."""
 SPLITS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
           "val": "validation", "test": "test", "testing": "test"}
 
-_ALIASES = {
-    "crazing": "crazing", "cr": "crazing",
-    "inclusion": "inclusion", "inclusions": "inclusion", "in": "inclusion",
-    "patches": "patches", "patch": "patches", "pa": "patches",
-    "pitted_surface": "pitted_surface", "pitted": "pitted_surface", "ps": "pitted_surface",
-    "rolled_in_scale": "rolled-in_scale", "rolled": "rolled-in_scale", "rs": "rolled-in_scale",
-    "scratches": "scratches", "scratch": "scratches", "sc": "scratches",
-}
+_ALIASES = {alias: name for name, short in zip(CLASS_NAMES, ["cr", "inclusions in", "patch pa", "pitted ps",
+                                                             "rolled rs", "scratch sc"])
+            for alias in (name.replace("-", "_"), *short.split())}
 
 
 def canonical_class(name: str) -> str | None:
     """Map a folder or file-name prefix to one of :data:`CLASS_NAMES` (``None`` if unknown).
 
-    Examples
-    --------
     >>> canonical_class("Rolled-in Scale"), canonical_class("PS"), canonical_class("rust")
     ('rolled-in_scale', 'pitted_surface', None)
     """
@@ -74,10 +57,10 @@ def canonical_class(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class NEUData:
-    """An indexed copy of the NEU database.
+    """An indexed copy of NEU: ``files`` has ``path``, ``class_name``, ``label``, ``split``; ``source`` says whence.
 
-    ``files`` has one row per image: ``path``, ``class_name``, ``label`` (index in
-    ``CLASS_NAMES``) and ``split`` (``train``, ``validation`` or ``test``).
+    >>> NEUData(Path("."), "synthetic", pd.DataFrame(columns=["path", "class_name", "label", "split"])).synthetic
+    True
     """
 
     root: Path
@@ -94,19 +77,14 @@ class NEUData:
         return self.files[self.files["split"] == name].reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------- finding
-
-
 def find_neu(path: str | Path | None = None, max_per_class: int | None = None) -> NEUData:
-    """Find the NEU database, index it and say loudly which copy is used.
+    """Find the NEU database, index it and print a banner saying which copy is used.
 
-    Order: ``path``, else ``DEFECTLIB_NEU_DIR``, else a Kaggle download with
-    kagglehub (skipped when ``DEFECTLIB_OFFLINE=1``), else the embedded synthetic
-    data set. ``max_per_class`` keeps the first images of each class in each
-    split (fast mode defaults to 40 train / 10 validation per class).
+    Parameters
+    ----------
+    path : else ``DEFECTLIB_NEU_DIR``, else a kagglehub download (unless offline), else the synthetic stand-in.
+    max_per_class : keep the first training images of each class, a quarter as many in other splits (fast mode: 40).
 
-    Examples
-    --------
     >>> data = find_neu(make_synthetic_neu("/tmp/neu-doc", per_class=5))  # doctest: +ELLIPSIS
     ===...
     >>> data.files.groupby("split").size().to_dict()
@@ -118,24 +96,22 @@ def find_neu(path: str | Path | None = None, max_per_class: int | None = None) -
         if not folder.is_dir():
             origin = "argument" if path is not None else "DEFECTLIB_NEU_DIR"
             raise DataError(f"NEU folder {folder} (from the {origin}) does not exist or is not a folder")
-        source, why = "folder", f"the folder {folder}"
-        if any(folder.glob(SYNTHETIC_MARKER)) or any(folder.glob(f"*/{SYNTHETIC_MARKER}")):
-            source = "synthetic"
+        synthetic = any(folder.glob(SYNTHETIC_MARKER)) or any(folder.glob(f"*/{SYNTHETIC_MARKER}"))
+        source, why = "synthetic" if synthetic else "folder", f"the folder {folder}"
     else:
         folder, why = _download_neu(cfg.offline)
         source = "kaggle" if folder is not None else "synthetic"
         if folder is None:
-            folder = make_synthetic_neu(
-                cfg.data_home / "synthetic" / f"neu-{cfg.pick(300, 50)}-seed{cfg.seed}",
-                per_class=cfg.pick(300, 50), seed=cfg.seed)
+            n, seed = cfg.pick(300, 50), cfg.seed
+            folder = make_synthetic_neu(cfg.data_home / "synthetic" / f"neu-{n}-seed{seed}", per_class=n, seed=seed)
     files = index_neu(folder, seed=cfg.seed)
     if max_per_class is None and cfg.fast:
         max_per_class = 40
     if max_per_class is not None:
-        files = _subsample(files, max_per_class)
+        limit = files["split"].map(lambda s: max_per_class if s == "train" else max(1, max_per_class // 4))
+        files = files[files.groupby(["split", "class_name"], sort=False).cumcount() < limit].reset_index(drop=True)
     data = NEUData(root=folder, source=source, files=files)
-    counts = files.groupby("split").size().to_dict()
-    lines = [f"Using: {why}", f"Images: {counts}"]
+    lines = [f"Using: {why}", f"Images: {files.groupby('split').size().to_dict()}"]
     if data.synthetic:
         title = "NEU data: SYNTHETIC stand-in (the embedded offline default)"
         lines += ["These are generated textures in the NEU layout, NOT real steel images.",
@@ -162,23 +138,9 @@ def _download_neu(offline: bool) -> tuple[Path | None, str]:
                       "download it yourself and set DEFECTLIB_NEU_DIR to the folder")
 
 
-def _subsample(files: pd.DataFrame, max_per_class: int) -> pd.DataFrame:
-    """Keep at most ``max_per_class`` training images per class, a quarter of that for other splits."""
-    limits = {"train": max_per_class}
-    keep = files.groupby(["split", "class_name"], sort=False).cumcount() < files["split"].map(
-        lambda s: limits.get(s, max(1, max_per_class // 4)))
-    return files[keep].reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- indexing
-
-
 def _is_side(entry: Path) -> bool:
-    """A hidden name, or a known side file or folder of an operating system, Jupyter or an annotation tool."""
     name = entry.name.lower()
-    if name.startswith(".") or name in SIDE_FILES:
-        return True
-    return name in SIDE_FOLDERS and entry.is_dir()
+    return name.startswith(".") or name in SIDE_FILES or (name in SIDE_FOLDERS and entry.is_dir())
 
 
 def _is_image(entry: Path) -> bool:
@@ -186,22 +148,16 @@ def _is_image(entry: Path) -> bool:
 
 
 def _entries(folder: Path) -> list[Path]:
-    """The entries of a folder, sorted, without side files and folders."""
     return sorted(p for p in folder.iterdir() if not _is_side(p))
 
 
 def _count_images(folder: Path) -> int:
-    """How many image files lie anywhere under ``folder`` (side folders left out)."""
-    count = 0
-    for entry in _entries(folder):
-        count += _count_images(entry) if entry.is_dir() else _is_image(entry)
-    return count
+    return sum(_count_images(entry) if entry.is_dir() else _is_image(entry) for entry in _entries(folder))
 
 
 def _unused_folder(folder: Path, why: str, problems: list[str]) -> None:
-    """Report ``folder`` when it holds images that would not be used; a folder without images is harmless."""
-    n = _count_images(folder)
-    if n:
+    """Report ``folder`` if images lie anywhere under it (they would not be used)."""
+    if n := _count_images(folder):
         problems.append(f"{folder}/: {n} image(s) not used: {why}")
 
 
@@ -217,14 +173,6 @@ def _image_files(folder: Path, problems: list[str]) -> list[Path]:
         elif f.suffix.lower() not in SIDE_SUFFIXES:
             problems.append(f"{f}: not an image file (expected one of {sorted(IMAGE_SUFFIXES)}; move it out)")
     return out
-
-
-def _class_of_file(f: Path, problems: list[str]) -> str | None:
-    prefix = f.stem.rsplit("_", 1)[0] if "_" in f.stem else f.stem.rstrip("0123456789")
-    name = canonical_class(prefix)
-    if name is None:
-        problems.append(f"{f}: cannot tell the class from the file name (expected e.g. crazing_1.jpg or Cr_1.bmp)")
-    return name
 
 
 def _rows_from_class_dirs(folder: Path, split: str, problems: list[str]) -> list[dict]:
@@ -280,30 +228,13 @@ def _find_layout(root: Path) -> tuple[str, Path]:
 
 
 def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2) -> pd.DataFrame:
-    """Index a NEU folder in any supported layout into a table of image files.
+    """Index a NEU folder in any known layout (Kaggle, flat, NEU-CLS, class trees); every image indexed or reported.
 
-    Layouts: Kaggle ``NEU-DET/{train,validation}/images/<class>/``; the original flat
-    ``IMAGES/`` (class from the file name); NEU-CLS flat files (``Cr_1.bmp`` ...);
-    any ``<split>/<class>/`` or ``<class>/`` tree. Without a validation split a
-    stratified, deterministic one is made from the training images.
-
-    One rule for every layout: each image file is either indexed or reported.
-    Images in a folder that is not a split or class name, in a sub-folder of a
-    class or image folder, or loose beside the split or class folders raise one
-    :class:`DataError` listing them all, with every other problem found (unknown
-    files, empty class folders, file names without a class). Side files of
-    operating systems and tools (``.DS_Store``, ``Thumbs.db``, ``desktop.ini``,
-    ``__MACOSX/``, ``.ipynb_checkpoints/``, hidden files, LabelImg ``.xml`` beside
-    the images) are skipped.
-
-    Examples
-    --------
     >>> files = index_neu(make_synthetic_neu("/tmp/neu-doc", per_class=5))
     >>> list(files.columns)
     ['path', 'class_name', 'label', 'split']
     """
-    root = Path(root)
-    layout, folder = _find_layout(root)
+    layout, folder = _find_layout(Path(root))
     rows: list[dict] = []
     problems: list[str] = []
     if layout == "kaggle":
@@ -325,8 +256,11 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
         rows = _rows_from_class_dirs(folder, "train", problems)
     else:
         for f in _image_files(folder, problems):
-            name = _class_of_file(f, problems)
-            if name is not None:
+            name = canonical_class(f.stem.rsplit("_", 1)[0] if "_" in f.stem else f.stem.rstrip("0123456789"))
+            if name is None:
+                problems.append(f"{f}: cannot tell the class from the file name (expected e.g. crazing_1.jpg or "
+                                "Cr_1.bmp)")
+            else:
                 rows.append({"path": str(f), "class_name": name, "split": "train"})
     raise_all(problems, f"NEU folder {folder}")
     files = pd.DataFrame(rows, columns=["path", "class_name", "split"])
@@ -346,7 +280,7 @@ def index_neu(root: str | Path, seed: int = 42, validation_fraction: float = 0.2
 
 
 def _in_order(files: pd.DataFrame) -> pd.DataFrame:
-    """The rows sorted by split (train, validation, test), then label, then path, renumbered."""
+    """Sorted by split (train, validation, test), label and path."""
     order = {"train": 0, "validation": 1, "test": 2}
     files = files.sort_values(["split", "label", "path"], key=lambda c: c.map(order) if c.name == "split" else c)
     return files.reset_index(drop=True)
@@ -365,7 +299,7 @@ def _split_dirs(folder: Path, problems: list[str]):
 
 
 def _make_validation_split(files: pd.DataFrame, seed: int, fraction: float) -> pd.DataFrame:
-    """Move a stratified ``fraction`` of the training rows to ``validation`` (DataError if too few)."""
+    """Move a stratified ``fraction`` of the training rows to ``validation``."""
     from sklearn.model_selection import train_test_split
 
     train = files[files["split"] == "train"]
@@ -383,17 +317,8 @@ def _make_validation_split(files: pd.DataFrame, seed: int, fraction: float) -> p
 
 
 def with_test_split(data: NEUData, validation_fraction: float = 0.2, seed: int | None = None) -> NEUData:
-    """The course's evaluation protocol: a test split that no design choice touches.
+    """Without a test split: validation becomes test, and a stratified validation split is carved from train.
 
-    When ``data`` has no ``test`` split, its ``validation`` images become the test
-    set and a stratified, deterministic ``validation`` split (``validation_fraction``
-    of the training images) is carved from ``train``: choose epochs, architectures
-    and thresholds on validation, and report final numbers once, on test. On the
-    Kaggle copy of NEU that gives 1,152 / 288 / 360 images. A copy that already
-    has a test split is returned unchanged.
-
-    Examples
-    --------
     >>> data = NEUData(Path("."), "synthetic", index_neu(make_synthetic_neu("/tmp/neu-doc10", per_class=10)))
     >>> class_counts(with_test_split(data)).sum().to_dict()
     {'train': 38, 'validation': 10, 'test': 12}
@@ -410,8 +335,6 @@ def with_test_split(data: NEUData, validation_fraction: float = 0.2, seed: int |
 def class_counts(data: NEUData) -> pd.DataFrame:
     """Images per class (rows, in label order) and split (columns).
 
-    Examples
-    --------
     >>> data = NEUData(Path("."), "folder", index_neu(make_synthetic_neu("/tmp/neu-doc", per_class=5)))
     >>> class_counts(data).loc["crazing"].to_dict()
     {'train': 4, 'validation': 1}
@@ -422,212 +345,27 @@ def class_counts(data: NEUData) -> pd.DataFrame:
         index="class", columns=None)
 
 
-# --------------------------------------------------------------------------- loading pixels
-
-
-_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-"""A marker after entropy-coded data: 0xFF not followed by a stuffed zero, a restart marker or a fill byte."""
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOUR_TYPES = {0: "grey", 2: "colour (RGB)", 3: "palette colour", 4: "grey with alpha (2 channels)",
-                     6: "colour with alpha (RGBA, 4 channels)"}
-
-
-def _jpeg_is_complete(data: bytes) -> bool:
-    """Whether the JPEG's marker structure reaches its end-of-image marker (bytes after it are allowed)."""
-    pos, n = 2, len(data)
-    while pos + 2 <= n:
-        if data[pos] != 0xFF:  # stray bytes between segments: skip to the next marker, as decoders do
-            pos = data.find(b"\xff", pos)
-            if pos < 0:
-                return False
-            continue
-        marker = data[pos + 1]
-        if marker == 0xD9:
-            return True
-        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, or markers without a length
-            pos += 1 if marker == 0xFF else 2
-            continue
-        if pos + 4 > n:
-            return False
-        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
-        if marker == 0xDA:  # start of scan: the entropy-coded data runs to the next marker
-            found = _JPEG_MARKER.search(data, pos)
-            if found is None:
-                return False
-            pos = found.start()
-    return False
-
-
-def decode_image_file(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """Decode one image file with OpenCV, or raise :class:`DataError` naming the file and the problem.
-
-    Rejects a missing, empty or undecodable file and a truncated JPEG: one whose
-    data stops before its end-of-image marker, or one cut short but still closed
-    by an end-of-image marker, which decoders fill with flat grey (128) from the
-    cut to the end, so its last 8x8 block is exactly 128. Accepts what decoders
-    accept: bytes after the end marker, a PNG saved under ``.jpg`` (the content
-    decides, not the name). ``flags`` are OpenCV's ``imread`` flags.
-
-    Examples
-    --------
-    >>> root = make_synthetic_neu("/tmp/neu-doc", per_class=5)
-    >>> good = next(root.rglob("*.jpg"))
-    >>> decode_image_file(good).shape
-    (200, 200)
-    >>> cut = Path("/tmp/neu-doc/cut.jpg")
-    >>> _ = cut.write_bytes(good.read_bytes()[:2000] + b"\\xff\\xd9")
-    >>> decode_image_file(cut)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    defectlib.errors.DataError: /tmp/neu-doc/cut.jpg: truncated JPEG: ...
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if not data:
-        raise DataError(f"{path}: empty file (0 bytes)")
-    jpeg = data[:2] == b"\xff\xd8"
-    if jpeg and not _jpeg_is_complete(data):
-        raise DataError(f"{path}: truncated JPEG (the data stops before its end-of-image marker); "
-                        "replace it with a complete copy")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if image is None:
-        raise DataError(f"{path}: not a readable image (corrupt, or not an image format OpenCV knows)")
-    if jpeg and image.dtype == np.uint8:
-        height, width = image.shape[:2]
-        if (image[(height - 1) // 8 * 8:, (width - 1) // 8 * 8:] == 128).all():
-            raise DataError(f"{path}: truncated JPEG: its last 8x8 block is the flat grey (128) a decoder fills "
-                            "in where the image data stops early; replace it with a complete copy (if the "
-                            "image really ends in flat grey 128, save it as PNG)")
-    return image
-
-
-def _decode_all(paths: list, decode) -> list:
-    """``decode`` every path in a thread pool; one DataError naming every bad file."""
-    def attempt(path):
-        try:
-            return decode(path), None
-        except DataError as error:
-            return None, str(error)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(attempt, paths))
-    raise_all([problem for _, problem in results if problem], "Image files")
-    return [image for image, _ in results]
-
-
-def read_image(path: str | Path, color: str = "grayscale", size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read one image as ``uint8`` (height, width, channels), checking it on the way.
-
-    ``color`` is ``"grayscale"`` (1 channel) or ``"rgb"`` (3). Without ``size`` the
-    image must be the native 200x200; with it the image is resized (area averaging).
-    Raises :class:`DataError` naming the file if it is missing, empty, truncated
-    (see :func:`decode_image_file`), not an image, of an unsupported colour mode,
-    or of an unexpected size.
-
-    Examples
-    --------
-    >>> root = make_synthetic_neu("/tmp/neu-doc", per_class=5)
-    >>> read_image(next(root.rglob("*.jpg")), "rgb", size=(64, 64)).shape
-    (64, 64, 3)
-    """
-    path = Path(path)
-    if color not in ("grayscale", "rgb"):
-        raise ValueError(f"color must be 'grayscale' or 'rgb', not {color!r}")
-    image = decode_image_file(path)
-    if image.dtype != np.uint8:
-        raise DataError(f"{path}: {image.dtype} pixels, expected 8-bit images")
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels not in (1, 3):
-        with path.open("rb") as f:
-            header = f.read(26)  # OpenCV reads grey + alpha as 4 channels: the PNG header says what the file has
-        mode = (_PNG_COLOUR_TYPES.get(header[25], f"{channels} channels") if header[:8] == _PNG_SIGNATURE
-                and len(header) == 26 else f"{channels} channels")
-        raise DataError(f"{path}: {mode}, expected grayscale (1 channel) or colour (3 channels); "
-                        "save it without the alpha channel")
-    if size is None and image.shape[:2] != NATIVE_SIZE:
-        raise DataError(f"{path}: image is {image.shape[1]}x{image.shape[0]}, expected the NEU size "
-                        f"{NATIVE_SIZE[1]}x{NATIVE_SIZE[0]} (pass image_size to resize)")
-    if color == "grayscale" and channels == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    elif color == "rgb":
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if channels == 1 else cv2.COLOR_BGR2RGB)
-    if size is not None and image.shape[:2] != tuple(size):
-        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return image.reshape(*image.shape[:2], -1)
-
-
-def load_images(paths: list[str] | pd.Series, color: str = "grayscale",
-                size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode many images once, in parallel, into one ``uint8`` array (N, H, W, C).
-
-    Every file is decoded before any error is raised, and the one
-    :class:`DataError` names every bad file.
-
-    Examples
-    --------
-    >>> root = make_synthetic_neu("/tmp/neu-doc", per_class=5)
-    >>> load_images(sorted(map(str, root.rglob("*.jpg")))[:3]).shape
-    (3, 200, 200, 1)
-    """
-    images = _decode_all(list(paths), lambda p: read_image(p, color, size))
-    if not images:
-        raise DataError("no images to load")
-    return np.stack(images)
-
-
 def neu_arrays(data: NEUData, split: str, color: str = "grayscale",
                image_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Images (``uint8``) and integer labels of one split, in the table's stable order."""
+    """Images (``uint8``) and integer labels of one split, in the table's stable order.
+
+    >>> data = NEUData(Path("."), "folder", index_neu(make_synthetic_neu("/tmp/neu-doc", per_class=5)))
+    >>> x, y = neu_arrays(data, "validation")
+    >>> x.shape, y.tolist()
+    ((6, 200, 200, 1), [0, 1, 2, 3, 4, 5])
+    """
     table = data.split(split)
     if table.empty:
         raise DataError(f"{data.root}: the {split!r} split has no images")
     return load_images(table["path"], color, image_size), table["label"].to_numpy(np.int32)
 
 
-def without_autotuning(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """``ds`` with ``tf.data``'s autotuning switched off (parallel steps then use every core).
-
-    With autotuning on, on a 2-core machine, many epochs ran the training step on one
-    core only, at random, for the same CPU time: a ViT epoch took 20 s instead of
-    10 s, and lesson 4's ResUNet (128x800, images read from disk) 41 s instead of
-    22 s. With it off, every epoch used both cores.
-
-    Examples
-    --------
-    >>> import tensorflow as tf
-    >>> without_autotuning(tf.data.Dataset.range(3)).options().autotune.enabled
-    False
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
-
-
 def neu_datasets(data: NEUData, image_size: tuple[int, int] | None = None, color: str = "grayscale",
                  batch_size: int = 32, seed: int | None = None, splits: tuple[str, ...] = ("train", "validation")):
-    """One ``tf.data`` pipeline per split: ``(images float32 0-255, integer labels)``.
+    """One cached ``tf.data`` pipeline per name in ``splits`` of (float32 images 0-255, labels); only train shuffles.
 
-    ``splits`` names the pipelines returned, in order: training and validation by
-    default; ``("train", "validation", "test")`` after :func:`with_test_split`.
-
-    Images are decoded once into memory (the cache), kept at the native 200x200
-    unless ``image_size`` asks otherwise, and prefetched, with tf.data's autotuning
-    off (:func:`without_autotuning`). Only the training pipeline is shuffled (again
-    every epoch); the others always yield the images in the order of
-    ``data.split(name)``, so labels gathered from them line up with predictions.
-
-    Examples
-    --------
     >>> data = NEUData(Path("."), "synthetic", index_neu(make_synthetic_neu("/tmp/neu-doc", per_class=5)))
-    >>> train, val = neu_datasets(data, batch_size=4)
-    >>> x, y = next(iter(val))
+    >>> x, y = next(iter(neu_datasets(data, batch_size=4)[1]))
     >>> tuple(x.shape), x.dtype.name, y.numpy().tolist()
     ((4, 200, 200, 1), 'float32', [0, 1, 2, 3])
     """
@@ -646,20 +384,11 @@ def neu_datasets(data: NEUData, image_size: tuple[int, int] | None = None, color
     return tuple(pipeline(split, split == "train") for split in splits)
 
 
-# --------------------------------------------------------------------------- boxes
-
-
 def read_boxes(root: str | Path) -> pd.DataFrame:
-    """All VOC XML bounding boxes under ``root`` as one table, one row per box.
+    """All VOC XML bounding boxes under ``root``, one row per box (a malformed file raises :class:`DataError`).
 
-    Columns: ``file``, ``class_name``, ``xmin``, ``ymin``, ``xmax``, ``ymax``,
-    ``width``, ``height``. A malformed XML file raises :class:`DataError` naming it.
-
-    Examples
-    --------
-    >>> boxes = read_boxes(make_synthetic_neu("/tmp/neu-doc", per_class=5))
-    >>> sorted(boxes["class_name"].unique())[:2]
-    ['crazing', 'inclusion']
+    >>> list(read_boxes(make_synthetic_neu("/tmp/neu-doc", per_class=5)).columns)
+    ['file', 'class_name', 'xmin', 'ymin', 'xmax', 'ymax', 'width', 'height']
     """
     rows = []
     for xml_file in sorted(Path(root).rglob("*.xml")):
@@ -676,110 +405,4 @@ def read_boxes(root: str | Path) -> pd.DataFrame:
                              **{k: int(float(box.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")}})
         except (ET.ParseError, TypeError, ValueError, AttributeError) as error:
             raise DataError(f"{xml_file}: not a valid VOC annotation ({error})") from None
-    columns = ["file", "class_name", "xmin", "ymin", "xmax", "ymax", "width", "height"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-# --------------------------------------------------------------------------- synthetic stand-in
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    low = cv2.resize(rng.normal(0, 1, (6, 6)), (size, size), interpolation=cv2.INTER_CUBIC)
-    image = 128 + 12 * low + rng.normal(0, 6, (size, size))
-    return image
-
-
-def _draw_defect(name: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """One synthetic image of class ``name`` and its defect boxes (xmin, ymin, xmax, ymax)."""
-    image = _background(rng, size)
-    layer = np.zeros((size, size), np.float32)
-    boxes = []
-    if name == "crazing":  # fine network of short dark cracks over the whole surface
-        for _ in range(rng.integers(60, 90)):
-            p = rng.integers(0, size, 2)
-            for _ in range(rng.integers(2, 5)):
-                q = np.clip(p + rng.integers(-14, 15, 2), 0, size - 1)
-                cv2.line(layer, tuple(map(int, p)), tuple(map(int, q)), -35.0, 1)
-                p = q
-        boxes.append((2, 2, size - 3, size - 3))
-    elif name == "inclusion":  # a few dark elongated spots
-        for _ in range(rng.integers(2, 5)):
-            c = rng.integers(20, size - 20, 2)
-            axes = (int(rng.integers(3, 7)), int(rng.integers(12, 30)))
-            cv2.ellipse(layer, tuple(map(int, c)), axes, float(rng.uniform(-20, 20)), 0, 360, -70.0, -1)
-            boxes.append((int(c[0] - axes[0]), int(c[1] - axes[1]), int(c[0] + axes[0]), int(c[1] + axes[1])))
-    elif name == "patches":  # large soft blotches, darker or brighter
-        sign = rng.choice([-1.0, 1.0])
-        for _ in range(rng.integers(1, 4)):
-            c = rng.integers(30, size - 30, 2)
-            r = int(rng.integers(20, 45))
-            cv2.circle(layer, tuple(map(int, c)), r, 60.0 * sign, -1)
-            boxes.append((int(c[0] - r), int(c[1] - r), int(c[0] + r), int(c[1] + r)))
-        layer = cv2.GaussianBlur(layer, (0, 0), 9)
-    elif name == "pitted_surface":  # many small round dark pits
-        for _ in range(rng.integers(40, 80)):
-            c = rng.integers(4, size - 4, 2)
-            cv2.circle(layer, tuple(map(int, c)), int(rng.integers(1, 4)), -55.0, -1)
-        boxes.append((4, 4, size - 5, size - 5))
-    elif name == "rolled-in_scale":  # horizontally stretched bright flakes with dark rims
-        for _ in range(rng.integers(15, 30)):
-            c = rng.integers(8, size - 8, 2)
-            axes = (int(rng.integers(6, 14)), int(rng.integers(2, 5)))
-            cv2.ellipse(layer, tuple(map(int, c)), axes, 0, 0, 360, -45.0, 2)
-            cv2.ellipse(layer, tuple(map(int, c)), (max(1, axes[0] - 2), max(1, axes[1] - 1)), 0, 0, 360, 40.0, -1)
-        boxes.append((8, 8, size - 9, size - 9))
-    elif name == "scratches":  # one to three long straight thin lines
-        for _ in range(rng.integers(1, 4)):
-            x0, x1 = (int(v) for v in rng.integers(0, size, 2))
-            cv2.line(layer, (x0, 0), (x1, size - 1), float(rng.choice([-1, 1]) * 70), int(rng.integers(1, 3)))
-            boxes.append((min(x0, x1), 0, max(x0, x1), size - 1))
-    else:
-        raise ValueError(f"unknown class {name!r}")
-    image = np.clip(image + layer, 0, 255).astype(np.uint8)
-    return image, [tuple(int(np.clip(v, 0, size - 1)) for v in b) for b in boxes]
-
-
-def _voc_xml(filename: str, name: str, size: int, boxes: list[tuple[int, int, int, int]]) -> str:
-    objects = "".join(
-        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
-        f"<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-        for b in boxes)
-    return (f"<annotation><folder>synthetic</folder><filename>{filename}</filename>"
-            f"<source><database>NEU-DET (synthetic)</database></source>"
-            f"<size><width>{size}</width><height>{size}</height><depth>1</depth></size>"
-            f"<segmented>0</segmented>{objects}</annotation>\n")
-
-
-def make_synthetic_neu(root: str | Path, per_class: int = 300, seed: int = 0, size: int = 200,
-                       validation_fraction: float = 0.2) -> Path:
-    """Write a deterministic NEU stand-in in the Kaggle layout and return its ``NEU-DET`` folder.
-
-    Six visibly different textures (crack networks, dark spots, blotches, pits,
-    scale flakes, straight scratches) as grayscale JPEGs with VOC XML boxes, split
-    like the Kaggle copy. A finished set (marker file present) is reused.
-
-    Examples
-    --------
-    >>> root = make_synthetic_neu("/tmp/neu-doc", per_class=5)
-    >>> sorted(p.name for p in (root / "train" / "images").iterdir())[:3]
-    ['crazing', 'inclusion', 'patches']
-    """
-    n_val = max(1, round(per_class * validation_fraction))
-
-    def write(folder: Path) -> None:
-        for k, name in enumerate(CLASS_NAMES):
-            for i in range(1, per_class + 1):
-                rng = np.random.default_rng([seed, k, i])
-                image, boxes = _draw_defect(name, rng, size)
-                split = "validation" if i > per_class - n_val else "train"
-                filename = f"{name}_{i}.jpg"
-                image_dir, xml_dir = folder / split / "images" / name, folder / split / "annotations"
-                image_dir.mkdir(parents=True, exist_ok=True)
-                xml_dir.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(image_dir / filename), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-                (xml_dir / f"{name}_{i}.xml").write_text(_voc_xml(filename, name, size, boxes))
-        (folder / SYNTHETIC_MARKER).write_text(f"Synthetic NEU stand-in made by defectlib: per_class={per_class} "
-                                               f"seed={seed} size={size}. Not real data.\n")
-
-    # Written whole, then renamed (write_complete): parallel notebooks never read a half-written set.
-    return write_complete(Path(root) / "NEU-DET", write, SYNTHETIC_MARKER)
+    return pd.DataFrame(rows, columns=["file", "class_name", "xmin", "ymin", "xmax", "ymax", "width", "height"])

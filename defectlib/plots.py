@@ -1,8 +1,4 @@
-"""Figures the lessons share: data exploration, architectures, training curves, evaluation.
-
-Every function draws on a new (or given) matplotlib figure and returns it, so a
-notebook cell shows it and a test can inspect it.
-"""
+"""Figures the lessons share; each function returns its matplotlib figure."""
 
 from __future__ import annotations
 
@@ -32,8 +28,6 @@ def _show(ax, image: np.ndarray) -> None:
 def plot_class_counts(counts: pd.DataFrame | pd.Series, title: str = "Images per class"):
     """Bar chart of images per class (one bar group per column, e.g. per split).
 
-    Examples
-    --------
     >>> fig = plot_class_counts(pd.Series({"a": 3, "b": 5}))
     >>> len(fig.axes[0].patches)
     2
@@ -50,8 +44,6 @@ def plot_samples(images: np.ndarray, labels: Sequence[int], class_names: Sequenc
                  n: int | None = None):
     """A grid of images titled with their class names.
 
-    Examples
-    --------
     >>> fig = plot_samples(np.zeros((4, 8, 8, 1)), [0, 1, 0, 1], ["a", "b"], cols=2)
     >>> [ax.get_title() for ax in fig.axes]
     ['a', 'b', 'a', 'b']
@@ -69,8 +61,6 @@ def plot_predictions(images: np.ndarray, y_true: Sequence[int], y_pred: Sequence
                      class_names: Sequence[str], cols: int = 6, n: int = 18):
     """A grid of predictions: green title when right, red when wrong (with the true class).
 
-    Examples
-    --------
     >>> fig = plot_predictions(np.zeros((2, 8, 8)), [0, 1], [0, 0], ["a", "b"])
     >>> [ax.title.get_color() for ax in fig.axes[:2]]
     ['green', 'red']
@@ -90,11 +80,11 @@ def plot_history(history: Mapping[str, Sequence[float]] | object, metrics: Seque
                  phase_starts: Sequence[int] = (), title: str = ""):
     """Learning curves (training and validation) for each metric, side by side.
 
-    ``history`` is a Keras ``History`` or its ``.history`` dict. ``phase_starts``
-    marks epochs where a new phase began (e.g. fine-tuning) with a dashed line.
+    Parameters
+    ----------
+    history : a Keras ``History`` or its ``.history`` dict.
+    phase_starts : epochs where a new phase (e.g. fine-tuning) began, marked by a dashed line.
 
-    Examples
-    --------
     >>> fig = plot_history({"loss": [2, 1], "val_loss": [2.1, 1.5], "accuracy": [.5, .7],
     ...                     "val_accuracy": [.4, .6]}, phase_starts=[1])
     >>> [ax.get_title() for ax in fig.axes]
@@ -122,8 +112,6 @@ def plot_history(history: Mapping[str, Sequence[float]] | object, metrics: Seque
 def merge_histories(*histories: Mapping[str, Sequence[float]] | object) -> dict[str, list[float]]:
     """Join the logs of consecutive training phases into one history (for :func:`plot_history`).
 
-    Examples
-    --------
     >>> merge_histories({"loss": [3, 2]}, {"loss": [1]})
     {'loss': [3.0, 2.0, 1.0]}
     """
@@ -140,13 +128,8 @@ def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], class_names: Se
 
     Parameters
     ----------
-    y_true, y_pred : class indices.
-    class_names : the name of each index.
     normalize : show the share of each true class instead of counts.
-    title : the figure's title.
 
-    Examples
-    --------
     >>> fig = plot_confusion([0, 1, 1], [0, 1, 0], ["a", "b"])
     >>> fig.axes[0].get_xlabel(), [t.get_text() for t in fig.axes[0].texts]
     ('predicted', ['1', '0', '1', '1'])
@@ -166,12 +149,8 @@ def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], class_names: Se
 
 
 def plot_architecture(model, title: str | None = None):
-    """Draw a model's layers as a column of boxes with their output shapes.
+    """Draw a model's layers as a column of boxes with their output shapes (no Graphviz needed).
 
-    Needs no Graphviz (unlike ``keras.utils.plot_model``), so it works everywhere.
-
-    Examples
-    --------
     >>> import keras
     >>> m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
     >>> fig = plot_architecture(m)
@@ -198,21 +177,12 @@ def plot_architecture(model, title: str | None = None):
     return fig
 
 
-# --------------------------------------------------------------------------- lesson 4: masks and curves
-
 CLASS_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231")
-"""One colour per Severstal defect class (1 red, 2 green, 3 blue, 4 orange)."""
 
 
 def overlay_masks(image: np.ndarray, masks: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """An RGB float image (0..1) with each class's mask painted over it in its colour.
+    """An RGB float image (0..1) with each class's mask of ``(height, width, classes)`` painted over it.
 
-    ``image`` is ``(height, width)`` or ``(height, width, 1 or 3)`` (0..255 or
-    0..1); ``masks`` is ``(height, width, classes)``. Where classes overlap, the
-    later class wins.
-
-    Examples
-    --------
     >>> m = np.zeros((2, 2, 4)); m[0, 0, 0] = 1
     >>> [round(float(v), 2) for v in overlay_masks(np.zeros((2, 2)), m, alpha=1.0)[0, 0]]
     [0.9, 0.1, 0.29]
@@ -242,8 +212,6 @@ def plot_masks(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], titles
                width: float = 11.0):
     """Images (one per row, e.g. 1600x256 steel strips) with their class masks overlaid in colour.
 
-    Examples
-    --------
     >>> fig = plot_masks(np.zeros((2, 4, 16)), np.zeros((2, 4, 16, 4)), ["a", "b"])
     >>> [ax.get_title("left") for ax in fig.axes]
     ['a', 'b']
@@ -267,8 +235,6 @@ def plot_mask_comparison(images: Sequence[np.ndarray], true_masks: Sequence[np.n
                          width: float = 14.0):
     """Ground truth (left) beside prediction (right), one image per row.
 
-    Examples
-    --------
     >>> z = np.zeros((1, 4, 16, 4))
     >>> fig = plot_mask_comparison(np.zeros((1, 4, 16)), z, z, ["a"])
     >>> [ax.get_title("left") for ax in fig.axes]
@@ -291,19 +257,13 @@ def plot_mask_comparison(images: Sequence[np.ndarray], true_masks: Sequence[np.n
 
 def plot_roc_pr(y_true: Sequence[int], scores: Sequence[float], threshold: float | None = None,
                 title: str = ""):
-    """ROC curve (left) and precision-recall curve (right) of a binary classifier's scores, by scikit-learn.
-
-    With ``threshold``, the operating point of ``score >= threshold`` is marked on both.
+    """ROC and precision-recall curves of a binary classifier's scores, by scikit-learn.
 
     Parameters
     ----------
     y_true : 1 for a defective image, 0 for a clean one.
-    scores : the classifier's scores.
-    threshold : the operating point to mark, if any.
-    title : the figure's title.
+    threshold : the operating point ``score >= threshold`` to mark, if any.
 
-    Examples
-    --------
     >>> fig = plot_roc_pr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], threshold=0.35)
     >>> [ax.get_xlabel() for ax in fig.axes]
     ['false positive rate', 'recall (defective images found)']
@@ -339,10 +299,8 @@ def plot_roc_pr(y_true: Sequence[int], scores: Sequence[float], threshold: float
 
 
 def plot_rle_grid(mask: np.ndarray, title: str = ""):
-    """A small mask drawn as a grid, each pixel labelled with its Kaggle RLE number (1-based, column-major).
+    """A small mask drawn as a grid, each pixel labelled with its Kaggle RLE number.
 
-    Examples
-    --------
     >>> fig = plot_rle_grid(np.eye(3, dtype="uint8"))
     >>> [t.get_text() for t in fig.axes[0].texts][:4]
     ['1', '4', '7', '2']
@@ -368,16 +326,27 @@ def plot_rle_grid(mask: np.ndarray, title: str = ""):
     return fig
 
 
+def _draw_patch_grid(ax, image: np.ndarray, patch_size: int) -> None:
+    """The image with its patch grid and the patches' numbers in reading order."""
+    (height, width), rows, cols = image.shape, image.shape[0] // patch_size, image.shape[1] // patch_size
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    for k in range(1, rows):
+        ax.axhline(k * patch_size - 0.5, color="orange", lw=0.8)
+    for k in range(1, cols):
+        ax.axvline(k * patch_size - 0.5, color="orange", lw=0.8)
+    if rows * cols <= 100:
+        for r in range(rows):
+            for c in range(cols):
+                ax.text(c * patch_size + 2, r * patch_size + 2, str(r * cols + c), color="yellow",
+                        fontsize=7, va="top", ha="left")
+    ax.set_title(f"{height}x{width} image, {patch_size}x{patch_size} patches: "
+                 f"{rows} x {cols} = {rows * cols} tokens", fontsize=10)
+    ax.axis("off")
+
+
 def plot_patches(image: np.ndarray, patch_size: int, n_tokens: int = 16, title: str | None = None):
     """How a vision transformer reads an image: the patch grid, the patches apart, and the sequence.
 
-    Top left: the image with the grid of ``patch_size`` squares and their numbers.
-    Top right: the same patches pulled apart. Bottom: the first ``n_tokens``
-    patches in reading order (row by row), the sequence the transformer receives
-    once each patch is projected to a token.
-
-    Examples
-    --------
     >>> fig = plot_patches(np.zeros((40, 40, 1)), patch_size=10, n_tokens=5)
     >>> len(fig.axes), fig.axes[0].get_title()
     (3, '40x40 image, 10x10 patches: 4 x 4 = 16 tokens')
@@ -397,20 +366,7 @@ def plot_patches(image: np.ndarray, patch_size: int, n_tokens: int = 16, title: 
 
     fig = plt.figure(figsize=(10, 6.6))
     grid = fig.add_gridspec(2, 2, height_ratios=[3.2, 1])
-    ax = fig.add_subplot(grid[0, 0])
-    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-    for k in range(1, rows):
-        ax.axhline(k * patch_size - 0.5, color="orange", lw=0.8)
-    for k in range(1, cols):
-        ax.axvline(k * patch_size - 0.5, color="orange", lw=0.8)
-    if rows * cols <= 100:
-        for r in range(rows):
-            for c in range(cols):
-                ax.text(c * patch_size + 2, r * patch_size + 2, str(r * cols + c), color="yellow",
-                        fontsize=7, va="top", ha="left")
-    ax.set_title(f"{height}x{width} image, {patch_size}x{patch_size} patches: "
-                 f"{rows} x {cols} = {rows * cols} tokens", fontsize=10)
-    ax.axis("off")
+    _draw_patch_grid(fig.add_subplot(grid[0, 0]), image, patch_size)
 
     apart = np.full((rows * step - gap, cols * step - gap), np.nan)
     for r in range(rows):

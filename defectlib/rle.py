@@ -1,8 +1,7 @@
 """Run-length encoding of masks in the Kaggle (Severstal) convention.
 
-Pixels are numbered from 1, top to bottom, then left to right (column-major
-order). An encoding is a string of ``start length`` pairs, e.g. ``"1 3 10 2"``
-sets pixels 1, 2, 3, 10 and 11. An empty string or NaN is an empty mask.
+Pixels are numbered from 1, top to bottom, then left to right; ``"1 3 10 2"`` sets pixels 1-3 and 10-11.
+An empty string or NaN is an empty mask.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ _TOKEN = re.compile(r"-?[0-9]+")
 
 
 def _raise_bad_token(tokens: list[str], shape: tuple[int, int]) -> None:
-    """Raise a ValueError naming the first token that is not a whole number in ASCII digits, or too large."""
+    """Raise a ValueError naming the first token that is not ASCII digits, or too large."""
     for token in tokens:
         if not _TOKEN.fullmatch(token):
             raise ValueError(f"RLE value {token!r} is not a whole number (expected ASCII digits 0-9)")
@@ -37,26 +36,10 @@ def _is_empty(rle: object) -> bool:
 
 
 def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> tuple[np.ndarray, np.ndarray]:
-    """Parse and check an encoding; return 0-based ``starts`` and ``lengths``.
+    """Parse and check an encoding; return 0-based ``starts`` and ``lengths`` (ValueError naming any problem).
 
-    Raises ``ValueError`` naming the problem: a token that is not a whole
-    number in ASCII digits (checked first, so ``nan`` or ``1,3`` is named as
-    such), a number too large for any image, an odd count, a start below 1, a
-    zero or negative length, a run past the end of the image, or runs that are
-    unsorted or overlap.
-
-    Examples
-    --------
     >>> parse_rle("1 3 10 2", (4, 4))
     (array([0, 9]), array([3, 2]))
-    >>> parse_rle("1 0", (4, 4))
-    Traceback (most recent call last):
-    ...
-    ValueError: RLE run 1 (start 1): length 0 is not positive
-    >>> parse_rle("1 3 nan", (4, 4))
-    Traceback (most recent call last):
-    ...
-    ValueError: RLE value 'nan' is not a whole number (expected ASCII digits 0-9)
     """
     if _is_empty(rle):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -99,8 +82,6 @@ def parse_rle(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE)
 def rle_decode(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> np.ndarray:
     """Decode one encoding into a ``uint8`` mask of ``shape`` (height, width) with values 0/1.
 
-    Examples
-    --------
     >>> rle_decode("1 3 10 2", (4, 4))
     array([[1, 0, 0, 0],
            [1, 0, 1, 0],
@@ -110,7 +91,6 @@ def rle_decode(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE
     starts, lengths = parse_rle(rle, shape)
     height, width = shape
     pixels = np.zeros(height * width, dtype=np.uint8)
-    # One vectorised fill per run (a mask has hundreds of runs but up to 400,000 pixels).
     for start, end in zip(starts.tolist(), (starts + lengths).tolist()):
         pixels[start:end] = 1
     return pixels.reshape(width, height).T
@@ -119,8 +99,6 @@ def rle_decode(rle: str | float | None, shape: tuple[int, int] = SEVERSTAL_SHAPE
 def rle_encode(mask: np.ndarray) -> str:
     """Encode a 2-D mask (any nonzero pixel is set) as a string; an empty mask gives ``""``.
 
-    Examples
-    --------
     >>> m = rle_decode("1 3 10 2", (4, 4))
     >>> rle_encode(m)
     '1 3 10 2'
@@ -140,8 +118,6 @@ def rle_encode(mask: np.ndarray) -> str:
 def rles_to_masks(rles: list[str | float | None], shape: tuple[int, int] = SEVERSTAL_SHAPE) -> np.ndarray:
     """Decode one encoding per class into a ``(height, width, n_classes)`` stack.
 
-    Examples
-    --------
     >>> rles_to_masks(["1 2", "", None, "3 1"], (2, 2)).shape
     (2, 2, 4)
     """
@@ -151,8 +127,6 @@ def rles_to_masks(rles: list[str | float | None], shape: tuple[int, int] = SEVER
 def masks_to_rles(masks: np.ndarray) -> list[str]:
     """Encode a ``(height, width, n_classes)`` stack into one string per class.
 
-    Examples
-    --------
     >>> masks_to_rles(rles_to_masks(["1 2", "", "", "3 1"], (2, 2)))
     ['1 2', '', '', '3 1']
     """

@@ -6,7 +6,7 @@ Change the cells marked #@save in the notebook, then run `make lib`.
 
 import keras
 from keras import layers
-from defectlib.preprocess import CaffePreprocess
+from defectlib.model_tools import CaffePreprocess
 
 
 def defect_classifier(input_shape, weights="imagenet", dropout=0.3, hidden=64):

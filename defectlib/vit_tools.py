@@ -5,23 +5,20 @@ The transformers themselves are built on lesson 3's page (generated into :mod:`d
 
 from __future__ import annotations
 
-# Keras at module level: SelectToken is registered with Keras when this module is imported, so that
-# `keras.saving.load_model(path, safe_mode=True)` finds it.
+# At module level: importing this module registers SelectToken, so that safe-mode loading finds it.
 import keras
 
-from defectlib.weights import pretrained
+from defectlib.config import pretrained
 
 
 VIT_PRESET = "vit_base_patch16_224_imagenet"
-"""The KerasHub ImageNet ViT used by :func:`pretrained_vit` (ViT-B/16, 224x224, 86 M parameters)."""
+"""The KerasHub ImageNet ViT-B/16 (224x224) used by :func:`pretrained_vit`."""
 
 
 @keras.saving.register_keras_serializable(package="defectlib")
 class SelectToken(keras.layers.Layer):
     """Keep one token of a sequence (``index`` 0: the class token of a KerasHub ViT).
 
-    Examples
-    --------
     >>> tuple(SelectToken()(keras.ops.zeros((2, 5, 8))).shape)
     (2, 8)
     """
@@ -43,18 +40,10 @@ class SelectToken(keras.layers.Layer):
 def vit_augmentation(translate: float = 0.1, name: str = "augment", input_shape: tuple[int, ...] | None = None):
     """Random flips (both axes) and, if ``translate``, shifts of up to that fraction: label-preserving for NEU.
 
-    Active only in training (``model.fit``); at inference the images pass unchanged.
-    Worth knowing: ``RandomTranslation`` has no XLA implementation, so with
-    ``jit_compile="auto"`` one such layer switches XLA compilation off for the whole
-    model (which matters on a GPU, where XLA speeds training up). With ``input_shape``
-    the stack gets a named input (``<name>_input``), so two builds have equal configurations.
+    ``RandomTranslation`` has no XLA kernel: with ``jit_compile="auto"`` it turns XLA off for the whole model.
 
-    Examples
-    --------
     >>> [layer.__class__.__name__ for layer in vit_augmentation().layers]
     ['RandomFlip', 'RandomTranslation']
-    >>> [layer.__class__.__name__ for layer in vit_augmentation(translate=0).layers]
-    ['RandomFlip']
     """
     stack = [keras.layers.RandomFlip("horizontal_and_vertical", name=f"{name}_flip")]
     if translate:
@@ -67,8 +56,6 @@ def vit_augmentation(translate: float = 0.1, name: str = "augment", input_shape:
 def stem_strides(patch_size: int) -> list[int]:
     """Split a patch size into the strides of a convolutional stem (4 first).
 
-    Examples
-    --------
     >>> stem_strides(20), stem_strides(16), stem_strides(8)
     ([4, 5], [4, 4], [4, 2])
     """
@@ -87,21 +74,15 @@ SMALL_VIT_CONFIG = {"image_shape": (64, 64, 3), "patch_size": 16, "num_layers": 
 
 VIT_B16_CONFIG = {"image_shape": (224, 224, 3), "patch_size": 16, "num_layers": 12, "num_heads": 12,
                   "hidden_dim": 768, "mlp_dim": 3072}
-"""ViT-B/16's architecture (Dosovitskiy et al. 2021, Table 1), the preset's shape: with random weights it has
-the preset's size and speed (for benchmarks without the download), not its accuracy."""
+"""ViT-B/16's architecture (Dosovitskiy et al. 2021): with random weights, the preset's size and speed."""
 
 
 def vit_classifier(backbone, num_classes: int = 6, input_shape: tuple[int, int, int] = (200, 200, 1),
                    dropout: float = 0.1, name: str = "vit_pretrained"):
-    """A classifier around a KerasHub ``ViTBackbone``: NEU pixels in, class probabilities out; backbone frozen.
+    """A classifier around a frozen KerasHub ``ViTBackbone``: NEU pixels in, class probabilities out.
 
-    Grayscale is repeated to 3 channels (``to_rgb``), resized to the backbone's
-    size and scaled to [-1, 1] (the presets' ``(x / 255 - 0.5) / 0.5``). The backbone
-    is frozen and called in inference mode; its class token (``class_token``) feeds
-    ``dropout`` and ``classifier`` (softmax).
+    Pixels are scaled to [-1, 1], as the presets expect; the backbone runs in inference mode.
 
-    Examples
-    --------
     >>> import keras_hub
     >>> model = vit_classifier(keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG), input_shape=(48, 48, 1))
     >>> model.output_shape, [w.path for w in model.trainable_weights]
@@ -124,29 +105,15 @@ def vit_classifier(backbone, num_classes: int = 6, input_shape: tuple[int, int, 
 
 def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (200, 200, 1),
                    preset: str = VIT_PRESET, dropout: float = 0.1):
-    """A KerasHub ViT pretrained on ImageNet, frozen, with a new softmax head.
+    """A KerasHub ViT pretrained on ImageNet, frozen, with a new head: returns ``(model, has_pretrained_weights)``.
 
-    The real path is ``keras_hub.models.ViTBackbone.from_preset(preset)``: a
-    KerasHub preset name (downloaded once from Kaggle) or a local preset directory
-    (one written by ``backbone.save_to_preset(folder)``, or a downloaded preset
-    copied to a machine without internet), which loads without any download. A
-    preset name goes through :func:`pretrained` (the course's offline rule): when
-    the download fails, fast mode builds a small random ``ViTBackbone`` from
-    :data:`SMALL_VIT_CONFIG` instead (said loudly), and full mode raises. The model
-    takes NEU pixels ``0..255`` at ``input_shape`` (see :func:`vit_classifier`).
-    Returns ``(model, has_pretrained_weights)``.
+    Offline, a preset name falls back to a small random backbone in fast mode (:func:`pretrained`).
 
-    History: the course's seed notebook called ``keras_cv.models.ViT(...)``, which does
-    not match KerasCV's API. KerasCV did ship ViT models (``ViTTiny16`` ... ``ViTH32``,
-    built on a ``ViT`` class), later moved them to its legacy package and dropped them;
-    KerasCV is now frozen, and Keras's pretrained vision models live in KerasHub.
+    Parameters
+    ----------
+    preset : a KerasHub preset name (downloaded once) or a local preset folder (no download).
 
-    Examples
-    --------
-    >>> import keras_hub, tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG).save_to_preset(folder)  # a stand-in preset
-    >>> model, real = pretrained_vit(input_shape=(48, 48, 1), preset=folder)
+    >>> model, real = pretrained_vit(input_shape=(48, 48, 1), preset=_doctest_preset())  # a local stand-in
     >>> real, model.name, model.output_shape
     (True, 'vit_pretrained', (None, 6))
     """
@@ -162,7 +129,7 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
         return vit_classifier(backbone, num_classes, input_shape, dropout,
                               name="vit_pretrained" if weights else "vit_random_small")
 
-    if Path(preset).is_dir():  # a local preset: the real path, nothing to download
+    if Path(preset).is_dir():
         return build(str(preset)), True
     return pretrained(build, f"the KerasHub ViT preset {preset!r}")
 
@@ -190,15 +157,8 @@ def _doctest_preset() -> str:
 
 def transformer_optimizer(total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
                           warmup_fraction: float = 0.1):
-    """AdamW with a linear warm-up, then a cosine decay to zero: the optimizer for a transformer.
+    """AdamW with a linear warm-up from ``learning_rate / 100``, then a cosine decay to zero.
 
-    Transformers from scratch train badly with a constant learning rate: the
-    warm-up (``warmup_fraction`` of ``total_steps``, from ``learning_rate / 100``)
-    lets the attention weights settle before full-size steps, then the rate decays
-    to zero along a cosine. ``weight_decay`` regularises (0 makes it plain Adam).
-
-    Examples
-    --------
     >>> optimizer = transformer_optimizer(total_steps=100, learning_rate=1e-3)
     >>> type(optimizer).__name__, float(optimizer.learning_rate) < 1e-3  # step 0: still warming up
     ('AdamW', True)
@@ -211,14 +171,8 @@ def transformer_optimizer(total_steps: int, learning_rate: float = 1e-3, weight_
 
 
 def jit_default() -> bool | str:
-    """``"auto"`` (XLA) when a GPU is visible, ``False`` on a CPU.
+    """``"auto"`` (XLA) when a GPU is visible, ``False`` on a CPU (where XLA was slower).
 
-    On a CPU, XLA took longer to compile (a minute for a small ViT) and used more CPU
-    time per step than TensorFlow's own kernels (hybrid, batch 32: 0.56 s against
-    0.44 s on 2 cores).
-
-    Examples
-    --------
     >>> jit_default() in ("auto", False)
     True
     """
@@ -229,13 +183,8 @@ def jit_default() -> bool | str:
 
 def compile_transformer(model, total_steps: int, learning_rate: float = 1e-3, weight_decay: float = 0.05,
                         warmup_fraction: float = 0.1, jit_compile: bool | str | None = None):
-    """Compile with :func:`transformer_optimizer`, sparse cross-entropy and accuracy (for benchmarks and tests).
+    """Compile with :func:`transformer_optimizer`, sparse cross-entropy, accuracy; ``jit_compile=None``: :func:`jit_default`.
 
-    The lessons call ``model.compile`` on the page with the same arguments.
-    ``jit_compile=None`` means :func:`jit_default`. Returns the model.
-
-    Examples
-    --------
     >>> from defectlib.vit import build_vit
     >>> model = compile_transformer(build_vit(image_size=(16, 16), patch_size=8, hidden_dim=8, num_heads=2,
     ...                                       num_layers=1, mlp_dim=8), total_steps=100)

@@ -17,10 +17,13 @@ import pandas as pd
 import pytest
 
 from defectlib.errors import DataError
-from defectlib.neu import (CLASS_NAMES, index_neu, load_images, make_synthetic_neu, read_image)
+from defectlib.images import load_images, read_image
+from defectlib.neu import CLASS_NAMES, index_neu
+from defectlib.synthetic import make_synthetic_neu
 from defectlib.rle import parse_rle, rle_decode, rle_encode
-from defectlib.severstal import (check_annotations, check_images, classifier_dataset, list_images,
-                                 make_synthetic_severstal, read_train_csv, segmentation_dataset)
+from defectlib.images import check_images, list_images
+from defectlib.severstal import check_annotations, classifier_dataset, read_train_csv, segmentation_dataset
+from defectlib.synthetic import make_synthetic_severstal
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ The convention (CONTRIBUTING.md, "Exercises"), checked on the notebook JSON as C
 JupyterLab and the site read it:
 
 1. the question is a Markdown cell with a ``:::{exercise}`` box and cell metadata
-   ``"exercise": {"check": NAME}``, NAME being a function of ``defectlib.checks`` (or
+   ``"exercise": {"check": NAME}``, NAME being a function of ``defectlib.exercises`` (or
    ``null`` where no code can check the answer, for questions to think about);
 2. the next cell is the attempt cell: code, tagged ``attempt``, starting with
-   ``# Your attempt``, calling ``checks.NAME(`` when a check is declared;
+   ``# Your attempt``, calling ``exercises.NAME(`` when a check is declared;
 3. then the solution: Markdown cells tagged ``solution`` wrapped in ``<details>`` (folded
    in Colab, Jupyter and on the site) and code cells tagged ``solution`` that are hidden
    everywhere: ``#@title`` with ``cellView: form`` (Colab), ``jupyter.source_hidden``
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from defectlib import checks
+from defectlib import exercises
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -77,16 +77,16 @@ def exercise_problems(cells: list[dict]) -> list[str]:
             problems.append(f"{where}: no 'exercise': {{'check': ...}} in its cell metadata")
             meta = {"check": None}
         check = meta["check"]
-        if check is not None and not callable(getattr(checks, check, None)):
-            problems.append(f"{where}: declares check {check!r}, which defectlib.checks does not have")
+        if check is not None and not callable(getattr(exercises, check, None)):
+            problems.append(f"{where}: declares check {check!r}, which defectlib.exercises does not have")
         attempt = cells[start + 1] if start + 1 < len(cells) else None
         if (attempt is None or attempt["cell_type"] != "code" or "attempt" not in attempt["tags"]
                 or not attempt["text"].startswith("# Your attempt")):
             problems.append(f"{where}: the next cell is not an attempt cell (code, tag 'attempt', '# Your attempt')")
         else:
             attempt_names |= _assigned(attempt["text"])
-            if check is not None and f"checks.{check}(" not in attempt["text"]:
-                problems.append(f"{where}: its attempt cell does not call checks.{check}(...)")
+            if check is not None and f"exercises.{check}(" not in attempt["text"]:
+                problems.append(f"{where}: its attempt cell does not call exercises.{check}(...)")
         end = starts[k + 1] if k + 1 < len(starts) else len(cells)
         solutions = [(j, c) for j, c in enumerate(cells[start + 2:end], start + 2) if "solution" in c["tags"]]
         if not solutions:
@@ -132,7 +132,7 @@ def _code(text, tags=(), **meta):
 
 GOOD = [
     _md(":::{exercise} Count\nHow many?\n:::", exercise={"check": "report"}),
-    _code("# Your attempt\nmy_count = None\nchecks.report(my_count, hint)", tags=["attempt"]),
+    _code("# Your attempt\nmy_count = None\nexercises.report(my_count, hint)", tags=["attempt"]),
     _md("<details><summary>Solution</summary>\n\nTwo.\n\n</details>", tags=["solution"]),
     _code("#@title Solution code\nsolution_count = 2", tags=["solution", "hide-cell"], cellView="form",
           jupyter={"source_hidden": True, "outputs_hidden": True}),
@@ -146,7 +146,7 @@ def test_the_convention_checker_accepts_a_well_formed_exercise():
 @pytest.mark.parametrize("break_it, expected", [
     (lambda c: c.pop(1), "not an attempt cell"),
     (lambda c: c[0]["metadata"].update(exercise={"check": "no_such_check"}), "does not have"),
-    (lambda c: c[1].update(text="# Your attempt\nmy_count = None"), "does not call checks.report"),
+    (lambda c: c[1].update(text="# Your attempt\nmy_count = None"), "does not call exercises.report"),
     (lambda c: c[2].update(text="Two."), "not folded"),
     (lambda c: c[3]["metadata"].update(cellView="code"), "visible somewhere"),
     (lambda c: c[3].update(tags=["solution"]), "visible somewhere"),

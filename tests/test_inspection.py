@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from defectlib import inspection as ins
+from defectlib import interpret
 from defectlib.cnn import refined_cnn
 
 
@@ -22,9 +23,9 @@ def _spot_detector():
 def test_cam_has_one_map_per_image_at_the_feature_resolution():
     model = refined_cnn(input_shape=(64, 64, 1), widths=(4, 8, 16), augment=False)
     images = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 1)).astype("float32")
-    maps = ins.class_activation_maps(model, images, classes=np.array([0, 1, 5]))
+    maps = interpret.class_activation_maps(model, images, classes=np.array([0, 1, 5]))
     assert maps.shape == (3, 8, 8)
-    assert ins.grad_cam(model, images).shape == (3, 8, 8)
+    assert interpret.grad_cam(model, images).shape == (3, 8, 8)
 
 
 def test_cam_is_exact_for_a_gap_head():
@@ -32,7 +33,7 @@ def test_cam_is_exact_for_a_gap_head():
     model = refined_cnn(input_shape=(32, 32, 1), widths=(4, 8), augment=False)
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
     probabilities = model.predict(images, verbose=0)
-    logits = np.stack([ins.class_activation_maps(model, images, np.full(2, c)).mean(axis=(1, 2))
+    logits = np.stack([interpret.class_activation_maps(model, images, np.full(2, c)).mean(axis=(1, 2))
                        for c in range(6)], axis=1) + model.get_layer("probabilities").bias.numpy()
     softmax = np.exp(logits - logits.max(1, keepdims=True))
     assert np.allclose(softmax / softmax.sum(1, keepdims=True), probabilities, atol=1e-5)
@@ -44,7 +45,7 @@ def test_the_map_maximum_lands_in_the_synthetic_defect_box():
     images[1, 0:8, 24:32] = 255    # defect box x 24-31, y 0-7
     boxes = [np.array([[4, 20, 11, 27]]), np.array([[24, 0, 31, 7]])]
     model = _spot_detector()
-    maps = ins.class_activation_maps(model, images, np.ones(2, int))
+    maps = interpret.class_activation_maps(model, images, np.ones(2, int))
     game = ins.pointing_game(ins.map_peaks(maps, (32, 32)), boxes, (32, 32))
     assert game["map"].all() and not game["centre"].any()
     assert game["random"].tolist() == [64 / 1024, 64 / 1024]
@@ -58,15 +59,15 @@ def test_grad_cam_points_at_the_defect_and_matches_cam_for_a_gap_head():
     images[1, 16:20, 0:4] = 100    # a fainter second spot: the peak must stay on the bright one
     boxes = [np.array([[4, 20, 11, 27]]), np.array([[24, 0, 31, 7]])]
     model = _spot_detector()
-    maps = ins.grad_cam(model, images, np.ones(2, int), feature_layer="features")
+    maps = interpret.grad_cam(model, images, np.ones(2, int), feature_layer="features")
     game = ins.pointing_game(ins.map_peaks(maps, (32, 32)), boxes, (32, 32))
     assert game["map"].all()
-    cams = ins.class_activation_maps(model, images, np.ones(2, int))
+    cams = interpret.class_activation_maps(model, images, np.ones(2, int))
     for grad, cam in zip(maps, cams):
         ratio = grad[cam > 0] / cam[cam > 0]
         assert ratio.min() > 0 and np.allclose(ratio, ratio[0], rtol=1e-4)
     # For the other class the gradient is negative everywhere, and the ReLU leaves nothing.
-    assert not ins.grad_cam(model, images, np.zeros(2, int), feature_layer="features").any()
+    assert not interpret.grad_cam(model, images, np.zeros(2, int), feature_layer="features").any()
 
 
 def test_the_pointing_game_refuses_images_without_a_box():
@@ -75,7 +76,8 @@ def test_the_pointing_game_refuses_images_without_a_box():
 
 
 def test_boxes_match_images_by_file_name_and_class(tmp_path):
-    from defectlib.neu import make_synthetic_neu, read_boxes
+    from defectlib.neu import read_boxes
+    from defectlib.synthetic import make_synthetic_neu
 
     root = make_synthetic_neu(tmp_path / "neu", per_class=2)
     boxes = read_boxes(root)
@@ -97,11 +99,11 @@ def test_ece_of_a_known_case():
 def test_temperature_scaling_recovers_a_known_temperature():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, (20_000, 4))
-    labels = np.array([rng.choice(4, p=p) for p in ins.softmax_with_temperature(np.exp(logits), 1.0)])
-    overconfident = ins.softmax_with_temperature(np.exp(logits), 1 / 3)  # logits multiplied by 3
-    temperature = ins.fit_temperature(overconfident, labels)
+    labels = np.array([rng.choice(4, p=p) for p in interpret.softmax_with_temperature(np.exp(logits), 1.0)])
+    overconfident = interpret.softmax_with_temperature(np.exp(logits), 1 / 3)  # logits multiplied by 3
+    temperature = interpret.fit_temperature(overconfident, labels)
     assert temperature == pytest.approx(3.0, rel=0.05)
-    scaled = ins.softmax_with_temperature(overconfident, temperature)
+    scaled = interpret.softmax_with_temperature(overconfident, temperature)
     assert ins.expected_calibration_error(scaled, labels) < 0.02 < ins.expected_calibration_error(overconfident, labels)
     assert (scaled.argmax(1) == overconfident.argmax(1)).all()
 

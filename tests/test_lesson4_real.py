@@ -20,7 +20,7 @@ NOTEBOOK = REPO / "notebooks" / "04_severstal_pipeline.ipynb"
 # Run in the notebook's kernel after its last cell: what the notebook computed on the real sample.
 CHECKS = """
 from pathlib import Path
-from defectlib.pipeline import read_submission
+from defectlib.submission import read_submission
 
 # The real sample, not the stand-in, with the counts of its SOURCES.md.
 assert not data.synthetic and Path(data.images_dir).resolve() == Path(SAMPLE).resolve() / "train_images"
@@ -59,7 +59,7 @@ assert abs(kaggle_mean_dice(truth, np.zeros_like(truth)) - scores.loc["empty sub
 
 # The exercises' solutions ran and their checks agreed.
 assert len(solution_thresholds) == 4 and solution_speedup > 0
-assert checks.rle_encoding(solution_rle_encode, mask=truth[0, ..., 2]) == "correct"
+assert exercises.rle_encoding(solution_rle_encode, mask=truth[0, ..., 2]) == "correct"
 """
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from defectlib import config
 from defectlib.config import kaggle_credentials, settings, start_lesson
-from defectlib.weights import pretrained
+from defectlib.config import pretrained
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 from defectlib import config, neu, severstal
 from defectlib.config import start_lesson
-from defectlib.weights import pretrained
+from defectlib.config import pretrained
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 

@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from defectlib import neu
+from defectlib import images
+from defectlib import synthetic as stand_in
 from defectlib.errors import DataError
-from defectlib.neu import (CLASS_NAMES, NEUData, canonical_class, class_counts, find_neu, index_neu,
-                           make_synthetic_neu, neu_datasets, read_boxes, read_image)
+from defectlib.images import read_image
+from defectlib.neu import (CLASS_NAMES, NEUData, canonical_class, class_counts, find_neu, index_neu, neu_datasets,
+                           read_boxes)
+from defectlib.synthetic import make_synthetic_neu
 
 SHORT = {"crazing": "Cr", "inclusion": "In", "patches": "Pa", "pitted_surface": "PS",
          "rolled-in_scale": "RS", "scratches": "Sc"}
@@ -196,7 +199,7 @@ def test_find_neu_uses_kagglehub_when_it_works(offline, monkeypatch, synthetic, 
     import kagglehub
 
     real_like = tmp_path / "kaggle"
-    shutil.copytree(synthetic, real_like / "NEU-DET", ignore=shutil.ignore_patterns(neu.SYNTHETIC_MARKER))
+    shutil.copytree(synthetic, real_like / "NEU-DET", ignore=shutil.ignore_patterns(stand_in.SYNTHETIC_MARKER))
     monkeypatch.setenv("DEFECTLIB_OFFLINE", "0")
     monkeypatch.setattr(kagglehub, "dataset_download", lambda handle: str(real_like))
     data = find_neu()
@@ -315,19 +318,18 @@ def test_real_neu_is_found_with_six_classes(shared_data, monkeypatch):
     assert boxes["file"].nunique() == 1800 and set(boxes["class_name"]) == set(CLASS_NAMES)
 
 
-
 def test_the_stand_in_appears_only_when_complete(tmp_path, monkeypatch):
     """Notebooks run in parallel (make test) share one data home: no one may see a half-written set."""
     out = tmp_path / "NEU-DET"
-    draw = neu._draw_defect
+    draw = stand_in._draw_defect
     seen = []
 
     def watching(*args, **kwargs):
         seen.append(out.exists())
         return draw(*args, **kwargs)
 
-    monkeypatch.setattr(neu, "_draw_defect", watching)
-    assert neu.make_synthetic_neu(tmp_path, per_class=3) == out
+    monkeypatch.setattr(stand_in, "_draw_defect", watching)
+    assert stand_in.make_synthetic_neu(tmp_path, per_class=3) == out
     assert len(seen) == 18 and not any(seen)     # nothing is written where readers look
     assert len(index_neu(out)) == 18 and [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]
 
@@ -337,7 +339,7 @@ def test_a_folder_that_is_not_a_complete_stand_in_is_never_deleted(tmp_path):
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("my own file")
     with pytest.raises(DataError, match=r"NEU-DET exists and is not a complete generated set"):
-        neu.make_synthetic_neu(tmp_path, per_class=2)
+        stand_in.make_synthetic_neu(tmp_path, per_class=2)
     assert (mine / "notes.txt").read_text() == "my own file"
     assert [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]   # no temporary folder left behind
 
@@ -346,8 +348,8 @@ def test_two_processes_making_the_stand_in_at_once_both_get_a_complete_set(tmp_p
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        roots = pool.starmap(neu.make_synthetic_neu, [(tmp_path, 20), (tmp_path, 20)])
+        roots = pool.starmap(stand_in.make_synthetic_neu, [(tmp_path, 20), (tmp_path, 20)])
     assert roots[0] == roots[1] == tmp_path / "NEU-DET"
     files = index_neu(roots[0])
     assert len(files) == 120 and [p.name for p in tmp_path.iterdir()] == ["NEU-DET"]
-    assert all(neu.decode_image_file(path).shape[:2] == (200, 200) for path in files["path"])
+    assert all(images.decode_image_file(path).shape[:2] == (200, 200) for path in files["path"])

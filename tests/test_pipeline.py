@@ -13,27 +13,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from defectlib.losses import dice_coefficient, focal_tversky_loss, kaggle_mean_dice, tversky_index
-from defectlib.preprocess import CaffePreprocess
+from defectlib.model_tools import CaffePreprocess
 from defectlib.segmentation import defect_classifier, resunet, small_gate
-from defectlib.pipeline import (
-    choose_min_area,
-    choose_threshold,
-    clean_masks,
-    full_size_masks,
-    load_images,
-    predict_two_stage,
-    read_submission,
-    resize_images,
-    score_submission,
-    submission_table,
-    table_masks,
-    threshold_summary,
-    upsample,
-    write_submission,
-)
+from defectlib.images import load_severstal_images, resize_images
+from defectlib.pipeline import (TwoStageSettings, choose_min_area, choose_threshold, clean_masks, full_size_masks,
+                                predict_two_stage, threshold_summary, upsample)
+from defectlib.submission import read_submission, score_submission, submission_table, table_masks, write_submission
 from defectlib.rle import SEVERSTAL_SHAPE, rle_decode
 from defectlib.errors import DataError
-from defectlib.severstal import list_images, make_synthetic_severstal, read_train_csv, split_table
+from defectlib.images import list_images
+from defectlib.severstal import read_train_csv, split_table
+from defectlib.synthetic import make_synthetic_severstal
+
+
+def two_stage(ids, classifier, segmenter, *, images=None, images_dir=None, **settings):
+    """``predict_two_stage`` with its settings given as keywords."""
+    return predict_two_stage(ids, classifier, segmenter, TwoStageSettings(**settings), images=images,
+                             images_dir=images_dir)
 
 # --------------------------------------------------------------------------- the threshold
 
@@ -208,7 +204,7 @@ def test_only_images_at_or_above_the_threshold_are_segmented():
     scores = np.linspace(0, 1, n)                          # image i scores i / 10
     classifier = Recorder(lambda seen: scores[seen][:, None])
     segmenter = Recorder(lambda seen: np.full((len(seen), 8, 16, 4), 0.9, np.float32))
-    table, stats = predict_two_stage(ids, classifier, segmenter, threshold=0.7, images=images, batch_size=4,
+    table, stats = two_stage(ids, classifier, segmenter, threshold=0.7, images=images, batch_size=4,
                                      out_shape=(8, 16))
     above = [ids[i] for i in range(n) if scores[i] >= 0.7]
     assert stats.segmented_ids == above and stats.n_segmented == 4
@@ -218,22 +214,22 @@ def test_only_images_at_or_above_the_threshold_are_segmented():
     assert sorted(set(table["ImageId"])) == above and len(table) == 4 * len(above)
     assert set(stats.seconds) == {"load", "classify", "segment", "postprocess", "total"}
 
-    every, stats_all = predict_two_stage(ids, None, segmenter, images=images, batch_size=4, gate=False,
+    every, stats_all = two_stage(ids, None, segmenter, images=images, batch_size=4, gate=False,
                                          out_shape=(8, 16))
     assert stats_all.segmented_ids == ids and stats_all.scores is None
     assert segmenter.calls[-3:] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
     assert len(every) == 4 * n
 
     # read and classified 8 at a time, segmented in full batches of 4: the same table
-    chunked, stats_chunked = predict_two_stage(ids, classifier, segmenter, threshold=0.7, images=images, batch_size=4,
+    chunked, stats_chunked = two_stage(ids, classifier, segmenter, threshold=0.7, images=images, batch_size=4,
                                                read_batch_size=8, out_shape=(8, 16))
     assert classifier.calls[-2:] == [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10]]
     assert segmenter.calls[-1:] == [[7, 8, 9, 10]] and stats_chunked.segmented_ids == above
     pd.testing.assert_frame_equal(chunked, table)
     with pytest.raises(ValueError, match="read_batch_size=0"):
-        predict_two_stage(ids, classifier, segmenter, images=images, read_batch_size=0, out_shape=(8, 16))
+        two_stage(ids, classifier, segmenter, images=images, read_batch_size=0, out_shape=(8, 16))
 
-    nothing, stats_none = predict_two_stage(ids, classifier, segmenter, threshold=2.0, images=images,
+    nothing, stats_none = two_stage(ids, classifier, segmenter, threshold=2.0, images=images,
                                             out_shape=(8, 16), include_empty=True)
     assert stats_none.n_segmented == 0 and len(nothing) == 4 * n and (nothing["EncodedPixels"] == "").all()
 
@@ -249,11 +245,11 @@ def test_the_gate_resizes_each_image_once_when_both_networks_take_one_size(monke
     seen = []
     segmenter = lambda x: seen.append(x.copy()) or np.full((len(x), *x.shape[1:3], 4), 0.9, np.float32)  # noqa: E731
     options = dict(images=images, batch_size=4, out_shape=(16, 32), classifier_size=(8, 16))
-    predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(8, 16), **options)
+    two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(8, 16), **options)
     assert resized == [4, 2]                              # one resize per batch, shared by the two networks
     np.testing.assert_array_equal(np.concatenate(seen), resize_images(images, (8, 16)))
     resized.clear()
-    predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(4, 8), **options)
+    two_stage(ids, lambda x: np.ones(len(x)), segmenter, segmenter_size=(4, 8), **options)
     assert resized == [4, 4, 2, 2]                        # two sizes: each network's own
 
 
@@ -266,11 +262,11 @@ def test_files_are_read_once_at_the_networks_size_as_in_training(monkeypatch, tm
     seen = []
     segmenter = lambda x: seen.append(x.copy()) or np.full((len(x), *x.shape[1:3], 4), 0.9, np.float32)  # noqa: E731
     options = dict(images_dir=folder, batch_size=4, out_shape=(64, 400), segmenter_size=(32, 200))
-    predict_two_stage(ids, lambda x: np.ones(len(x)), segmenter, classifier_size=(32, 200), **options)
-    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200), (64, 400)))
+    two_stage(ids, lambda x: np.ones(len(x)), segmenter, classifier_size=(32, 200), **options)
+    np.testing.assert_array_equal(np.concatenate(seen), load_severstal_images(folder, ids, (32, 200), (64, 400)))
     seen.clear()
-    predict_two_stage(ids, None, segmenter, gate=False, **options)
-    np.testing.assert_array_equal(np.concatenate(seen), load_images(folder, ids, (32, 200), (64, 400)))
+    two_stage(ids, None, segmenter, gate=False, **options)
+    np.testing.assert_array_equal(np.concatenate(seen), load_severstal_images(folder, ids, (32, 200), (64, 400)))
 
 
 def test_a_file_of_another_size_is_named(tmp_path: Path):
@@ -278,10 +274,10 @@ def test_a_file_of_another_size_is_named(tmp_path: Path):
     ids, folder = list_images(root / "train_images"), root / "train_images"
     cv2.imwrite(str(folder / ids[1]), np.zeros((64, 384, 3), np.uint8))
     with pytest.raises(DataError, match=f"{ids[1]}: 64x384 pixels, expected 64x400"):
-        load_images(folder, ids, (32, 200), source_size=(64, 400))
+        load_severstal_images(folder, ids, (32, 200), source_size=(64, 400))
     with pytest.raises(DataError, match=f"{ids[0]}: 64x400 pixels, expected 256x1600"):  # the first one named
-        load_images(folder, ids, (32, 200))
-    assert load_images(folder, [], (32, 200)).shape == (0, 32, 200, 3)
+        load_severstal_images(folder, ids, (32, 200))
+    assert load_severstal_images(folder, [], (32, 200)).shape == (0, 32, 200, 3)
 
 
 def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):
@@ -291,7 +287,7 @@ def test_pipeline_with_keras_models_on_image_files(tmp_path: Path):
     classifier = keras.Sequential([keras.Input((32, 200, 3)), keras.layers.GlobalAveragePooling2D(),
                                    keras.layers.Dense(1, activation="sigmoid")])
     segmenter = resunet((32, 192, 3), base_filters=2)
-    table, stats = predict_two_stage(ids, classifier, segmenter, threshold=0.0, images_dir=root / "train_images",
+    table, stats = two_stage(ids, classifier, segmenter, threshold=0.0, images_dir=root / "train_images",
                                      batch_size=5, mask_threshold=0.0, out_shape=(64, 400))
     assert stats.n_images == 5 and stats.n_segmented == 5                 # threshold 0: everything goes on
     assert stats.scores.shape == (5,) and np.all((stats.scores >= 0) & (stats.scores <= 1))
@@ -410,7 +406,7 @@ def test_real_images_go_through_the_prediction_path(shared_data: Path):
     ids = list_images(images_dir)[:3]
     classifier = keras.Sequential([keras.Input((32, 200, 3)), keras.layers.GlobalAveragePooling2D(),
                                    keras.layers.Dense(1, activation="sigmoid")])
-    table, stats = predict_two_stage(ids, classifier, resunet((32, 192, 3), base_filters=2), threshold=0.0,
+    table, stats = two_stage(ids, classifier, resunet((32, 192, 3), base_filters=2), threshold=0.0,
                                      images_dir=images_dir, mask_threshold=0.0, include_empty=True)
     assert stats.n_segmented == 3 and len(table) == 12
     assert table_masks(table, ids[0]).shape == (*SEVERSTAL_SHAPE, 4)

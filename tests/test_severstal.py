@@ -12,19 +12,10 @@ import pytest
 
 from defectlib.errors import DataError
 from defectlib.rle import rle_decode, rles_to_masks
-from defectlib.severstal import (
-    SYNTHETIC_MARKER,
-    check_images,
-    classifier_dataset,
-    defect_table,
-    find_severstal,
-    list_images,
-    make_synthetic_severstal,
-    read_defect_csv,
-    read_train_csv,
-    segmentation_dataset,
-    split_table,
-)
+from defectlib.images import check_images, list_images
+from defectlib.severstal import (classifier_dataset, defect_table, find_severstal, read_defect_csv, read_train_csv,
+                                 segmentation_dataset, split_table)
+from defectlib.synthetic import SYNTHETIC_MARKER, make_synthetic_severstal
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +358,7 @@ def _jpeg_and_resized(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np
 def test_training_and_prediction_read_the_same_pixels_shrunk_by_the_jpeg_decoder(
     synthetic: Path, notes: pd.DataFrame, size: tuple[int, int]
 ) -> None:
-    from defectlib.pipeline import load_images
+    from defectlib.images import load_severstal_images
 
     ids = list_images(synthetic / "train_images")[:4]
     images, _ = next(iter(segmentation_dataset(synthetic / "train_images", notes, ids, size, batch_size=4)))
@@ -378,18 +369,18 @@ def test_training_and_prediction_read_the_same_pixels_shrunk_by_the_jpeg_decoder
         np.testing.assert_array_equal(image, scaled)        # 1/2, 1/4, 1/8: decoded straight at that size
         assert np.abs(image - resized).mean() < 3           # a smooth shrink, close to antialiased bilinear
     np.testing.assert_array_equal(gate_images.numpy(), images.numpy())
-    np.testing.assert_array_equal(load_images(synthetic / "train_images", ids, size), images.numpy())
+    np.testing.assert_array_equal(load_severstal_images(synthetic / "train_images", ids, size), images.numpy())
 
 
 def test_other_sizes_are_decoded_in_full_and_resized(synthetic: Path, notes: pd.DataFrame) -> None:
-    from defectlib.pipeline import load_images
+    from defectlib.images import load_severstal_images
 
     ids = list_images(synthetic / "train_images")[:2]
     images, _ = next(iter(segmentation_dataset(synthetic / "train_images", notes, ids, (64, 384), batch_size=2)))
     for image, name in zip(images.numpy(), ids):
         _, resized = _jpeg_and_resized(synthetic / "train_images" / name, (64, 384))
         np.testing.assert_allclose(image, resized, atol=1e-3)
-    np.testing.assert_allclose(load_images(synthetic / "train_images", ids, (64, 384)), images.numpy(), atol=1e-3)
+    np.testing.assert_allclose(load_severstal_images(synthetic / "train_images", ids, (64, 384)), images.numpy(), atol=1e-3)
 
 
 # ---------------------------------------------------------------------------- the real data

@@ -10,7 +10,9 @@ import pytest
 
 from defectlib.errors import DataError
 from defectlib.rle import rle_encode
-from defectlib.severstal import list_images, make_synthetic_severstal, mask_statistics, read_train_csv
+from defectlib.images import list_images
+from defectlib.severstal import mask_statistics, read_train_csv
+from defectlib.synthetic import make_synthetic_severstal
 
 SHAPE = (256, 1600)
 

@@ -1,7 +1,7 @@
 """Lesson 2 models: preprocessing, what is frozen, fine-tuning, inference mode, safe round trips.
 
 No downloads: random weights (``weights=None``) and small inputs, so the suite stays quick. The
-pretrained path (weights loaded into the base through ``defectlib.weights.pretrained``) runs with
+pretrained path (weights loaded into the base through ``defectlib.config.pretrained``) runs with
 stand-in weights: a ``.weights.h5`` file saved from a randomly initialised base.
 """
 
@@ -13,7 +13,7 @@ import pytest
 
 from defectlib.model_tools import calibrate_batch_norm, trainable_summary
 from defectlib.transfer import NETWORKS, feature_extractor, head_model, transfer_model, unfreeze_top
-from defectlib.weights import pretrained
+from defectlib.config import pretrained
 
 INPUT = (40, 40, 3)
 SIZE = (32, 32)

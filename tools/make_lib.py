@@ -36,6 +36,8 @@ MODULES = {
                                            "the encoder block, the ViTs, the hybrid."),
     "04_severstal_pipeline.ipynb": ("segmentation", "Lesson 4's networks: the ResNet50 defect gate, the ResUNet "
                                                     "and the small gate."),
+    "05_inspection.ipynb": ("interpret", "Lesson 5's interpretation: class activation maps, Grad-CAM and "
+                                         "temperature scaling."),
 }
 
 

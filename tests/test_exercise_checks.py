@@ -1,4 +1,4 @@
-"""The exercises' self-checks (defectlib.checks): right answer -> correct, wrong -> a hint, untouched -> not attempted.
+"""The exercises' self-checks (defectlib.exercises): right answer -> correct, wrong -> a hint, untouched -> not attempted.
 
 Each check is tested with all three, and its hint must not contain the expected answer.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defectlib import checks
+from defectlib import exercises
 from defectlib.losses import kaggle_mean_dice
 from defectlib.pipeline import TwoStageStats, clean_masks
 from defectlib.rle import rle_encode
@@ -18,27 +18,27 @@ def test_report_gives_the_three_verdicts(capsys):
     def is_four(answer):
         return None if answer == 4 else "count again"
 
-    assert checks.report(None, is_four) == checks.NOT_ATTEMPTED
-    assert checks.report(..., is_four) == checks.NOT_ATTEMPTED
-    assert checks.report(4, is_four) == checks.CORRECT
-    assert checks.report(5, is_four) == checks.TRY_AGAIN
+    assert exercises.report(None, is_four) == exercises.NOT_ATTEMPTED
+    assert exercises.report(..., is_four) == exercises.NOT_ATTEMPTED
+    assert exercises.report(4, is_four) == exercises.CORRECT
+    assert exercises.report(5, is_four) == exercises.TRY_AGAIN
     out = capsys.readouterr().out.splitlines()
     assert out[2] == "correct" and out[3] == "try again: count again"
     assert all(line.startswith("not attempted yet") for line in out[:2])
 
 
 def test_an_answer_that_breaks_the_check_becomes_a_hint(capsys):
-    assert checks.report("four", lambda a: None if a + 0 == 4 else "no") == checks.TRY_AGAIN
+    assert exercises.report("four", lambda a: None if a + 0 == 4 else "no") == exercises.TRY_AGAIN
     assert "TypeError" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
 def test_neu_image_shape(capsys):
-    assert checks.neu_image_shape((200, 200, 1)) == checks.CORRECT
-    assert checks.neu_image_shape(None) == checks.NOT_ATTEMPTED
+    assert exercises.neu_image_shape((200, 200, 1)) == exercises.CORRECT
+    assert exercises.neu_image_shape(None) == exercises.NOT_ATTEMPTED
     for wrong in [(200, 200, 3), (1152, 200, 200, 1), (255, 255, 1)]:
-        assert checks.neu_image_shape(wrong) == checks.TRY_AGAIN
+        assert exercises.neu_image_shape(wrong) == exercises.TRY_AGAIN
     hints = capsys.readouterr().out
     assert "(200, 200, 1)" not in hints and "200" not in hints
 
@@ -47,10 +47,10 @@ def test_lenet_two_blocks(capsys):
     from defectlib.cnn import lenet
 
     expected = lenet(filters=(32, 64)).count_params()
-    assert checks.lenet_two_blocks(expected) == checks.CORRECT
-    assert checks.lenet_two_blocks(None) == checks.NOT_ATTEMPTED
-    assert checks.lenet_two_blocks(lenet().count_params()) == checks.TRY_AGAIN
-    assert checks.lenet_two_blocks(expected + 1) == checks.TRY_AGAIN
+    assert exercises.lenet_two_blocks(expected) == exercises.CORRECT
+    assert exercises.lenet_two_blocks(None) == exercises.NOT_ATTEMPTED
+    assert exercises.lenet_two_blocks(lenet().count_params()) == exercises.TRY_AGAIN
+    assert exercises.lenet_two_blocks(expected + 1) == exercises.TRY_AGAIN
     assert str(expected) not in capsys.readouterr().out
 
 
@@ -73,13 +73,13 @@ def _base_and_head(freeze: bool):
 def test_frozen_base_three_verdicts_and_no_answer_in_the_hints(capsys):
     model = _base_and_head(freeze=True)
     right = 4 * 3 + 3  # the head's kernel and bias; the frozen base's 3*3*3*4 + 4 + 2*4 (+ 2*4 statistics) do not count
-    assert checks.frozen_base(model, None) == checks.NOT_ATTEMPTED
-    assert checks.frozen_base(model, ...) == checks.NOT_ATTEMPTED
-    assert checks.frozen_base(model, right) == checks.CORRECT
-    assert checks.frozen_base(model, right + 1) == checks.TRY_AGAIN
-    assert checks.frozen_base(model, len(model.trainable_weights)) == checks.TRY_AGAIN  # arrays, not numbers
-    assert checks.frozen_base(model, model.count_params()) == checks.TRY_AGAIN  # frozen weights counted too
-    assert checks.frozen_base(model, float(right)) == checks.TRY_AGAIN
+    assert exercises.frozen_base(model, None) == exercises.NOT_ATTEMPTED
+    assert exercises.frozen_base(model, ...) == exercises.NOT_ATTEMPTED
+    assert exercises.frozen_base(model, right) == exercises.CORRECT
+    assert exercises.frozen_base(model, right + 1) == exercises.TRY_AGAIN
+    assert exercises.frozen_base(model, len(model.trainable_weights)) == exercises.TRY_AGAIN  # arrays, not numbers
+    assert exercises.frozen_base(model, model.count_params()) == exercises.TRY_AGAIN  # frozen weights counted too
+    assert exercises.frozen_base(model, float(right)) == exercises.TRY_AGAIN
     out = capsys.readouterr().out
     assert "too high" in out and "weight arrays" in out and "frozen ones too" in out and "whole number" in out
     assert str(right) not in out
@@ -90,19 +90,19 @@ def test_frozen_base_finds_a_base_that_is_not_frozen(capsys):
 
     unfrozen = _base_and_head(freeze=False)
     count = sum(int(w.numpy().size) for w in unfrozen.trainable_weights)
-    assert checks.frozen_base(unfrozen, count) == checks.TRY_AGAIN
+    assert exercises.frozen_base(unfrozen, count) == exercises.TRY_AGAIN
     # The freeze loop that freezes nothing (lesson 2): `layers.trainable` on the module, not on the layer.
     from keras import layers
     buggy = _base_and_head(freeze=False)
     for layer in buggy.layers[0].layers:
         layers.trainable = False
     del layers.trainable
-    assert checks.frozen_base(buggy, count) == checks.TRY_AGAIN
+    assert exercises.frozen_base(buggy, count) == exercises.TRY_AGAIN
     everything = _base_and_head(freeze=True)
     everything.trainable = False
-    assert checks.frozen_base(everything, 0) == checks.TRY_AGAIN
+    assert exercises.frozen_base(everything, 0) == exercises.TRY_AGAIN
     flat = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    assert checks.frozen_base(flat, 8) == checks.TRY_AGAIN
+    assert exercises.frozen_base(flat, 8) == exercises.TRY_AGAIN
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("try again: the base still has trainable weights") and out[1] == out[0]
     assert "nothing in the model is trainable" in out[2] and "no base network" in out[3]
@@ -113,15 +113,15 @@ def test_frozen_base_finds_a_base_that_is_not_frozen(capsys):
 
 
 def test_patches_and_attention(capsys):
-    check = checks.patches_and_attention
-    assert check((None, None)) == checks.NOT_ATTEMPTED
-    assert check((400, (400, 400))) == checks.CORRECT
-    assert check((400, 160_000)) == checks.CORRECT
-    assert check((16, (16, 16)), image_size=(64, 64), patch_size=16) == checks.CORRECT
-    assert check((20, (20, 20))) == checks.TRY_AGAIN  # patches along one side only
-    assert check((400, (400, 64))) == checks.TRY_AGAIN  # tokens x width: not the attention matrix
-    assert check((400, 400)) == checks.TRY_AGAIN
-    assert check((400, None)) == checks.TRY_AGAIN
+    check = exercises.patches_and_attention
+    assert check((None, None)) == exercises.NOT_ATTEMPTED
+    assert check((400, (400, 400))) == exercises.CORRECT
+    assert check((400, 160_000)) == exercises.CORRECT
+    assert check((16, (16, 16)), image_size=(64, 64), patch_size=16) == exercises.CORRECT
+    assert check((20, (20, 20))) == exercises.TRY_AGAIN  # patches along one side only
+    assert check((400, (400, 64))) == exercises.TRY_AGAIN  # tokens x width: not the attention matrix
+    assert check((400, 400)) == exercises.TRY_AGAIN
+    assert check((400, None)) == exercises.TRY_AGAIN
     out = capsys.readouterr().out
     assert "400" not in out and "160000" not in out and "160,000" not in out, "a hint gave the answer away"
     assert "too low" in out
@@ -136,12 +136,12 @@ def _small_hybrid(**kwargs):
 def test_hybrid_model(capsys):
     from defectlib.vit import build_vit
 
-    assert checks.hybrid_model(None) == checks.NOT_ATTEMPTED
-    assert checks.hybrid_model(_small_hybrid(num_layers=1), num_layers=1) == checks.CORRECT
-    assert checks.hybrid_model(_small_hybrid(num_layers=2), num_layers=1) == checks.TRY_AGAIN
+    assert exercises.hybrid_model(None) == exercises.NOT_ATTEMPTED
+    assert exercises.hybrid_model(_small_hybrid(num_layers=1), num_layers=1) == exercises.CORRECT
+    assert exercises.hybrid_model(_small_hybrid(num_layers=2), num_layers=1) == exercises.TRY_AGAIN
     pure = build_vit(image_size=(64, 64), patch_size=16, hidden_dim=64, num_heads=2, num_layers=1, mlp_dim=32)
-    assert checks.hybrid_model(pure, num_layers=1) == checks.TRY_AGAIN  # no residual stem
-    assert checks.hybrid_model("a model", num_layers=1) == checks.TRY_AGAIN
+    assert exercises.hybrid_model(pure, num_layers=1) == exercises.TRY_AGAIN  # no residual stem
+    assert exercises.hybrid_model("a model", num_layers=1) == exercises.TRY_AGAIN
     out = capsys.readouterr().out
     assert "residual" in out and "found 2 TransformerBlock" in out
 
@@ -170,22 +170,22 @@ def _fails_on_real_masks(mask):
 
 
 @pytest.mark.parametrize("encode, verdict, hint", [
-    (None, checks.NOT_ATTEMPTED, "not attempted"),
-    (lambda mask: None, checks.NOT_ATTEMPTED, "not attempted"),
-    (lambda mask: ..., checks.NOT_ATTEMPTED, "not attempted"),
-    (_kaggle_rle, checks.CORRECT, "correct"),
-    (_row_major_rle, checks.TRY_AGAIN, "down each column"),
-    (_zero_based_rle, checks.TRY_AGAIN, "start at 0"),
-    (lambda mask: [1, 3], checks.TRY_AGAIN, "must return a string"),
-    (lambda mask: _kaggle_rle(mask) or "1 0", checks.TRY_AGAIN, "empty string"),
-    (lambda mask: 1 / 0, checks.TRY_AGAIN, "ZeroDivisionError"),
-    (_kaggle_rle(np.eye(4)), checks.TRY_AGAIN, "the function itself"),
-    (_fails_on_real_masks, checks.TRY_AGAIN, "wrong on a 256x1600 mask"),
+    (None, exercises.NOT_ATTEMPTED, "not attempted"),
+    (lambda mask: None, exercises.NOT_ATTEMPTED, "not attempted"),
+    (lambda mask: ..., exercises.NOT_ATTEMPTED, "not attempted"),
+    (_kaggle_rle, exercises.CORRECT, "correct"),
+    (_row_major_rle, exercises.TRY_AGAIN, "down each column"),
+    (_zero_based_rle, exercises.TRY_AGAIN, "start at 0"),
+    (lambda mask: [1, 3], exercises.TRY_AGAIN, "must return a string"),
+    (lambda mask: _kaggle_rle(mask) or "1 0", exercises.TRY_AGAIN, "empty string"),
+    (lambda mask: 1 / 0, exercises.TRY_AGAIN, "ZeroDivisionError"),
+    (_kaggle_rle(np.eye(4)), exercises.TRY_AGAIN, "the function itself"),
+    (_fails_on_real_masks, exercises.TRY_AGAIN, "wrong on a 256x1600 mask"),
 ])
 def test_rle_encoding_check(encode, verdict, hint, capsys):
     real = np.zeros((256, 1600), np.uint8)
     real[100:140, 300:420] = 1
-    assert checks.rle_encoding(encode, mask=real) == verdict
+    assert exercises.rle_encoding(encode, mask=real) == verdict
     out = capsys.readouterr().out
     assert hint in out
     assert rle_encode(real) not in out and "2 3 10 2 16 1" not in out   # never the answer
@@ -208,16 +208,16 @@ def validation_maps():
 
 def test_class_thresholds_check(validation_maps, capsys):
     truth, maps = validation_maps
-    dice = {t: kaggle_mean_dice(truth, clean_masks(maps, t), per_class=True) for t in checks.CANDIDATE_THRESHOLDS}
-    best = [max(checks.CANDIDATE_THRESHOLDS, key=lambda t: dice[t][k]) for k in range(4)]
+    dice = {t: kaggle_mean_dice(truth, clean_masks(maps, t), per_class=True) for t in exercises.CANDIDATE_THRESHOLDS}
+    best = [max(exercises.CANDIDATE_THRESHOLDS, key=lambda t: dice[t][k]) for k in range(4)]
     assert len(set(best)) > 1                                        # the classes really need different thresholds
-    assert checks.class_thresholds(None, truth, maps) == checks.NOT_ATTEMPTED
-    assert checks.class_thresholds(best, truth, maps) == checks.CORRECT
-    assert checks.class_thresholds(np.array(best), truth, maps) == checks.CORRECT
+    assert exercises.class_thresholds(None, truth, maps) == exercises.NOT_ATTEMPTED
+    assert exercises.class_thresholds(best, truth, maps) == exercises.CORRECT
+    assert exercises.class_thresholds(np.array(best), truth, maps) == exercises.CORRECT
     wrong = [best[0], 0.05, *best[2:]]
-    assert checks.class_thresholds(wrong, truth, maps) == checks.TRY_AGAIN
-    assert checks.class_thresholds([0.5] * 3, truth, maps) == checks.TRY_AGAIN
-    assert checks.class_thresholds([0.5, 0.5, 0.5, 0.33], truth, maps) == checks.TRY_AGAIN
+    assert exercises.class_thresholds(wrong, truth, maps) == exercises.TRY_AGAIN
+    assert exercises.class_thresholds([0.5] * 3, truth, maps) == exercises.TRY_AGAIN
+    assert exercises.class_thresholds([0.5, 0.5, 0.5, 0.33], truth, maps) == exercises.TRY_AGAIN
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("not attempted") and out[1:3] == ["correct", "correct"]
     assert out[3] == "try again: class 2: another candidate gives a higher validation Dice for that class."
@@ -231,11 +231,11 @@ def test_gate_speedup_check(capsys):
     every = TwoStageStats(10, list("abcdefghij"), None, {"load": 2.0, "classify": 0.0, "segment": 20.0,
                                                          "postprocess": 6.0, "total": 28.0}, gate=False)
     expected = (0.2 + 2.6) / (0.2 + 0.3 + 0.3 * 2.6)
-    assert checks.gate_speedup(None, gated, every) == checks.NOT_ATTEMPTED
-    assert checks.gate_speedup(expected * 1.005, gated, every) == checks.CORRECT
-    assert checks.gate_speedup(3.0, gated, every) == checks.TRY_AGAIN
-    assert checks.gate_speedup(1.0, gated, every) == checks.TRY_AGAIN
-    assert checks.gate_speedup("fast", gated, every) == checks.TRY_AGAIN
+    assert exercises.gate_speedup(None, gated, every) == exercises.NOT_ATTEMPTED
+    assert exercises.gate_speedup(expected * 1.005, gated, every) == exercises.CORRECT
+    assert exercises.gate_speedup(3.0, gated, every) == exercises.TRY_AGAIN
+    assert exercises.gate_speedup(1.0, gated, every) == exercises.TRY_AGAIN
+    assert exercises.gate_speedup("fast", gated, every) == exercises.TRY_AGAIN
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "correct" and out[2].endswith("too high.") and out[3].endswith("too low.")
     assert "ValueError" in out[4] and f"{expected:.2f}" not in " ".join(out)
@@ -247,23 +247,23 @@ def test_gate_speedup_check(capsys):
 def test_pointing_hit(capsys):
     from defectlib.inspection import inside_any
 
-    assert checks.pointing_hit(None) == checks.NOT_ATTEMPTED
-    assert checks.pointing_hit(inside_any) == checks.CORRECT
+    assert exercises.pointing_hit(None) == exercises.NOT_ATTEMPTED
+    assert exercises.pointing_hit(inside_any) == exercises.CORRECT
 
     def strict(point, boxes):  # edges not counted
         return any(b[0] < point[0] < b[2] and b[1] < point[1] < b[3] for b in boxes)
 
-    assert checks.pointing_hit(strict) == checks.TRY_AGAIN
+    assert exercises.pointing_hit(strict) == exercises.TRY_AGAIN
     assert "edges" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_calibration_error(capsys):
     from defectlib.inspection import expected_calibration_error
 
-    assert checks.calibration_error(...) == checks.NOT_ATTEMPTED
-    assert checks.calibration_error(expected_calibration_error) == checks.CORRECT
-    assert checks.calibration_error(lambda p, y: 2 * expected_calibration_error(p, y)) == checks.TRY_AGAIN
-    probabilities, labels = checks._random_cases(0)
+    assert exercises.calibration_error(...) == exercises.NOT_ATTEMPTED
+    assert exercises.calibration_error(expected_calibration_error) == exercises.CORRECT
+    assert exercises.calibration_error(lambda p, y: 2 * expected_calibration_error(p, y)) == exercises.TRY_AGAIN
+    probabilities, labels = exercises._random_cases(0)
     hint = capsys.readouterr().out.splitlines()[-1]
     assert f"{expected_calibration_error(probabilities, labels):.3}"[2:] not in hint
 
@@ -272,8 +272,18 @@ def test_weight_bytes(capsys):
     from defectlib.cnn import refined_cnn
 
     n = refined_cnn().count_params()
-    assert checks.weight_bytes(None) == checks.NOT_ATTEMPTED
-    assert checks.weight_bytes((4 * n, n)) == checks.CORRECT
-    assert checks.weight_bytes((4 * n, 4 * n)) == checks.TRY_AGAIN
+    assert exercises.weight_bytes(None) == exercises.NOT_ATTEMPTED
+    assert exercises.weight_bytes((4 * n, n)) == exercises.CORRECT
+    assert exercises.weight_bytes((4 * n, 4 * n)) == exercises.TRY_AGAIN
     hint = capsys.readouterr().out.splitlines()[-1]
     assert "8-bit size is too high" in hint and str(n) not in hint
+
+
+def test_cam_by_hand(capsys):
+    import numpy as np
+
+    assert exercises.cam_by_hand(None) == exercises.NOT_ATTEMPTED
+    assert exercises.cam_by_hand(lambda f, k, c: np.einsum("hwk,k->hw", f, k[:, c])) == exercises.CORRECT
+    assert exercises.cam_by_hand(lambda f, k, c: f @ k[:, c + 1]) == exercises.TRY_AGAIN      # another class
+    assert exercises.cam_by_hand(lambda f, k, c: (f @ k)[..., c].T) == exercises.TRY_AGAIN    # rows and columns swapped
+    assert "shape" in capsys.readouterr().out.splitlines()[-1]

@@ -1,24 +1,9 @@
-"""Self-checks for the exercises: attempt first, check yourself, then look at the solution.
+"""The exercises' self-checks: each prints one verdict, "correct", "not attempted" or "try again" with a hint.
 
-Every check takes the student's answer and prints exactly one verdict, which it also
-returns so tests can read it:
+Expected answers are computed from the course's own code, never typed in; hints never give the answer away.
 
-- ``"correct"``;
-- ``"not attempted"``: the answer is still the placeholder of the attempt cell
-  (``None`` or ``...``);
-- ``"try again"``: with a hint that says what is wrong, never what the answer is.
-
-The expected answers are computed here from the course's own code, never typed in, so a
-check stays right when a lesson changes its models. Checks live in one module, one small
-function each, grouped by lesson; ``tests/test_checks.py`` tests every one of them with a
-right, a wrong and an untouched answer.
-
-Examples
---------
 >>> verdict = report(None, lambda answer: None)
 not attempted yet: fill in the attempt cell above, run it, then run the check again.
->>> verdict
-'not attempted'
 """
 
 from __future__ import annotations
@@ -29,15 +14,10 @@ from typing import Any
 
 
 class Verdict(str):
-    """A check's verdict: a plain string to code, and nothing echoed under the check in Jupyter or Colab.
+    """A check's verdict: a plain string that Jupyter and Colab do not echo under the check's own message.
 
-    The check has already printed its message; without this, the notebook would also show the
-    returned value (``'not attempted'``) as the cell's output.
-
-    Examples
-    --------
-    >>> Verdict("correct") == "correct", repr(Verdict("correct"))
-    (True, "'correct'")
+    >>> Verdict("correct") == "correct"
+    True
     """
 
     def _ipython_display_(self) -> None:
@@ -52,8 +32,6 @@ TRY_AGAIN = Verdict("try again")
 def attempted(answer: Any) -> bool:
     """False while an answer is still the attempt cell's placeholder (``None`` or ``...``).
 
-    Examples
-    --------
     >>> attempted(None), attempted(...), attempted(0), attempted([None])
     (False, False, True, True)
     """
@@ -61,17 +39,8 @@ def attempted(answer: Any) -> bool:
 
 
 def report(answer: Any, hint_for: Callable[[Any], str | None]) -> str:
-    """Print and return the verdict on ``answer``.
+    """Print and return the verdict on ``answer``; ``hint_for(answer)`` is ``None`` when right, else a hint.
 
-    ``hint_for(answer)`` returns ``None`` when the answer is right, else a hint that
-    says what is wrong without giving the answer away. An exception raised by it (an
-    answer of the wrong type, a function that fails) becomes a hint too.
-
-    Examples
-    --------
-    >>> report(4, lambda a: None if a == 2 + 2 else "add again")
-    correct
-    'correct'
     >>> report(5, lambda a: None if a == 2 + 2 else "add again")
     try again: add again
     'try again'
@@ -91,31 +60,19 @@ def report(answer: Any, hint_for: Callable[[Any], str | None]) -> str:
 
 
 def _compare(answer: float, expected: float, what: str, tolerance: float = 0.0) -> str | None:
-    """A hint for a number that should equal ``expected``: too high or too low, never the value.
-
-    Examples
-    --------
-    >>> _compare(10, 12, "the parameter count")
-    'the parameter count is too low.'
-    >>> _compare(12.001, 12, "the size", tolerance=0.01) is None
-    True
-    """
+    """A hint for a number that should equal ``expected``: too high or too low, never the value."""
     if abs(float(answer) - float(expected)) <= tolerance:
         return None
     return f"{what} is too {'high' if answer > expected else 'low'}."
 
 
-# Each lesson's checks go in its own section below: small, answer-free, tested in tests/test_checks.py.
+# Each lesson's checks go in its own section below: small, answer-free, tested in tests/test_exercise_checks.py.
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
 def neu_image_shape(answer: Any) -> str:
     """Lesson 1: the shape of one NEU image as ``neu_arrays`` loads it (height, width, channels).
 
-    The expected shape is the input of the refined CNN, which reads the images as stored.
-
-    Examples
-    --------
     >>> _ = neu_image_shape((1, 2))
     try again: an image array has three axes: height, width and channels.
     """
@@ -141,8 +98,6 @@ def neu_image_shape(answer: Any) -> str:
 def lenet_two_blocks(answer: Any) -> str:
     """Lesson 1: the parameter count of the seed's LeNet with two conv/pool blocks, ``filters=(32, 64)``.
 
-    Examples
-    --------
     >>> _ = lenet_two_blocks(...)
     not attempted yet: fill in the attempt cell above, run it, then run the check again.
     """
@@ -170,24 +125,12 @@ def _nested_models(model) -> list:
 
 
 def frozen_base(model, trainable_count: Any) -> str:
-    """Lesson 2: a pretrained base frozen inside ``model``, proved by counting what ``fit`` would update.
+    """Lesson 2: the base inside ``model`` is frozen, the head trains, and ``trainable_count`` weights would change.
 
-    ``model`` holds a base network as one of its layers and a new head on top;
-    ``trainable_count`` is the number of individual weights (numbers, not arrays)
-    that training ``model`` would change. Correct when the base has no trainable
-    weight left, the head still trains, and the count is right.
-
-    Examples
-    --------
     >>> import keras
     >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="base")
-    >>> model = keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)])
-    >>> frozen_base(model, None)
-    not attempted yet: fill in the attempt cell above, run it, then run the check again.
-    'not attempted'
-    >>> frozen_base(model, 8)
-    try again: the base still has trainable weights: fit would change the pretrained features. Freeze the base model itself, then count again.
-    'try again'
+    >>> _ = frozen_base(keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)]), 8)  # doctest: +ELLIPSIS
+    try again: the base still has trainable weights: ...
     """
     import numpy as np
 
@@ -216,20 +159,10 @@ def frozen_base(model, trainable_count: Any) -> str:
 
 
 def patches_and_attention(answer: Any, image_size: tuple[int, int] = (200, 200), patch_size: int = 10) -> str:
-    """Check ``(number of patches, attention matrix shape)`` for one image size and patch size.
+    """Lesson 3: ``(number of patches, attention matrix shape or size)`` for one image and patch size.
 
-    The shape is that of one head's attention weights for one image, ``(rows,
-    columns)``; its number of entries is accepted too. The expected values come from
-    how :class:`defectlib.vit.PatchEmbedding` cuts an image.
-
-    Examples
-    --------
-    >>> patches_and_attention((None, None))
-    not attempted yet: fill in the attempt cell above, run it, then run the check again.
-    'not attempted'
-    >>> patches_and_attention((1, (1, 1)), image_size=(40, 40), patch_size=10)
-    try again: the number of patches is too low. Count the patches along each side of the 40x40 image first.
-    'try again'
+    >>> _ = patches_and_attention((1, (1, 1)), image_size=(40, 40), patch_size=10)  # doctest: +ELLIPSIS
+    try again: the number of patches is too low. ...
     """
     n_tokens = (image_size[0] // patch_size) * (image_size[1] // patch_size)
     if isinstance(answer, tuple) and all(not attempted(part) for part in answer):
@@ -257,18 +190,10 @@ def patches_and_attention(answer: Any, image_size: tuple[int, int] = (200, 200),
 
 
 def hybrid_model(model: Any, num_layers: int = 2, hidden_dim: int = 64, num_classes: int = 6) -> str:
-    """Check a hybrid CNN + transformer classifier built as in lesson 3's exercise.
+    """Lesson 3: a hybrid CNN + transformer: softmax over the classes, a residual stem, tokens, ``num_layers`` blocks.
 
-    Looks at the structure, not the exact layers: a softmax over ``num_classes``, a
-    residual addition in the stem, a sequence of tokens of width ``hidden_dim``, one per
-    position of the stem's output (the image side divided by 16, rounded up, squared),
-    and ``num_layers`` layers of a class named ``TransformerBlock``.
-
-    Examples
-    --------
-    >>> hybrid_model(None)
+    >>> _ = hybrid_model(None)
     not attempted yet: fill in the attempt cell above, run it, then run the check again.
-    'not attempted'
     """
     import keras
 
@@ -336,23 +261,11 @@ def _rle_hint(encode: Callable, masks: list) -> str | None:
 
 
 def rle_encoding(encode: Any, mask: Any = None) -> str:
-    """Lesson 4, "Encode a mask yourself": does ``encode(mask)`` give the same string as ``defectlib.rle``?
+    """Lesson 4: ``encode(mask)`` gives the string :func:`defectlib.rle.rle_encode` gives, on test masks and ``mask``.
 
-    ``encode`` is the student's function from a 2-D 0/1 mask to Kaggle's
-    run-length encoding. It is tried on the lesson's 4x4 example, an empty and a
-    full mask, a random one, and ``mask`` (for example a real 256x1600 mask) when
-    given, against :func:`defectlib.rle.rle_encode`. A function that still returns
-    ``None`` or ``...`` is not attempted yet.
-
-    Examples
-    --------
     >>> from defectlib.rle import rle_encode
-    >>> rle_encoding(rle_encode)
+    >>> _ = rle_encoding(rle_encode)
     correct
-    'correct'
-    >>> rle_encoding(lambda mask: None)
-    not attempted yet: fill in the attempt cell above, run it, then run the check again.
-    'not attempted'
     """
     masks = _rle_test_masks(mask)
     try:
@@ -367,25 +280,12 @@ CANDIDATE_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 def class_thresholds(thresholds: Any, true_masks: Any, probabilities: Any, min_area: Any = 0) -> str:
-    """Lesson 4, "Class-wise thresholds": is each class's threshold one of the best candidates for that class?
+    """Lesson 4: each class's threshold, from :data:`CANDIDATE_THRESHOLDS`, gives that class's best validation Dice.
 
-    ``thresholds`` has one value per class, each from :data:`CANDIDATE_THRESHOLDS`;
-    it is right when every class's mean Dice on ``(true_masks, probabilities)``
-    (validation masks and probability maps, ``(n, height, width, classes)``) after
-    :func:`defectlib.pipeline.clean_masks` with ``min_area`` equals the best any
-    candidate reaches for that class (ties all count).
-
-    Examples
-    --------
     >>> import numpy as np
     >>> truth = np.zeros((1, 4, 4, 2), "uint8"); truth[0, :2, :2, 0] = 1
-    >>> maps = np.where(truth == 1, 0.6, 0.3).astype("float32")     # class 1 needs a threshold above 0.3
-    >>> class_thresholds([0.5, 0.5], truth, maps)
+    >>> _ = class_thresholds([0.5, 0.5], truth, np.where(truth == 1, 0.6, 0.3))
     correct
-    'correct'
-    >>> class_thresholds([0.2, 0.5], truth, maps)
-    try again: class 1: another candidate gives a higher validation Dice for that class.
-    'try again'
     """
     import numpy as np
 
@@ -413,26 +313,16 @@ def class_thresholds(thresholds: Any, true_masks: Any, probabilities: Any, min_a
 
 
 def gate_speedup(predicted: Any, gated: Any, every: Any) -> str:
-    """Lesson 4, "What does the gate buy in time?": the speed-up predicted from the per-image times.
+    """Lesson 4: the gate's speed-up predicted from per-image times of the two runs, within 1 %.
 
-    ``gated`` and ``every`` are the :class:`~defectlib.pipeline.TwoStageStats` of the
-    run with the gate and of the run that segments every image. Expected:
-    ``(t_load + t_seg + t_post) / (t_load + t_cls + f (t_seg + t_post))`` with
-    ``t_load``, ``t_seg``, ``t_post`` from ``every``, ``t_cls`` from ``gated`` (seconds
-    per image) and ``f`` the share of images the gate sends on; within 1 %.
+    Expected ``(t_load + t_seg) / (t_load + t_cls + f t_seg)``: times from ``every``, ``t_cls`` and the share sent
+    on ``f`` from ``gated``.
 
-    Examples
-    --------
     >>> from defectlib.pipeline import TwoStageStats
     >>> gated = TwoStageStats(4, ["a"], None, {"load": 1.0, "classify": 1.0, "segment": 1.0, "postprocess": 1.0})
-    >>> every = TwoStageStats(4, list("abcd"), None, {"load": 1.0, "classify": 0.0, "segment": 4.0, "postprocess": 2.0},
-    ...                       gate=False)
-    >>> gate_speedup(7 / 3.5, gated, every)
+    >>> every = TwoStageStats(4, list("abcd"), None, {"load": 1.0, "segment": 4.0, "postprocess": 2.0}, gate=False)
+    >>> _ = gate_speedup(7 / 3.5, gated, every)
     correct
-    'correct'
-    >>> gate_speedup(1.0, gated, every)
-    try again: your predicted speed-up is too low.
-    'try again'
     """
     n = gated.n_images
     t_load, t_cls = every.seconds["load"] / n, gated.seconds["classify"] / n
@@ -455,14 +345,33 @@ def _random_cases(seed: int = 0, n: int = 200, classes: int = 4):
     return probabilities, rng.integers(0, classes, n)
 
 
-def pointing_hit(hit) -> str:
-    """Lesson 5: ``hit(point, boxes)`` says whether the pixel ``(x, y)`` lies in one of the ``xmin, ymin, xmax, ymax`` boxes.
+def cam_by_hand(cam) -> str:
+    """Lesson 5: ``cam(features, kernel, c)`` is one image's class activation map for class ``c``, shape (h, w).
 
-    Examples
-    --------
-    >>> pointing_hit(lambda point, boxes: True)
+    >>> _ = cam_by_hand(lambda features, kernel, c: features.sum(axis=-1))
+    try again: each position's value is the dot product of its feature vector with column c of the kernel.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    features, kernel = rng.normal(size=(3, 4, 8)), rng.normal(size=(8, 6))
+
+    def hint(fn):
+        got = np.asarray(fn(features.copy(), kernel.copy(), 2), dtype=float)
+        if got.shape != features.shape[:2]:
+            return f"one value per position: the map's shape is the features' (rows, columns), not {got.shape}."
+        if not np.allclose(got, features @ kernel[:, 2]):
+            return "each position's value is the dot product of its feature vector with column c of the kernel."
+        return None
+
+    return report(cam, hint)
+
+
+def pointing_hit(hit) -> str:
+    """Lesson 5: ``hit(point, boxes)`` says whether the pixel ``(x, y)`` lies in one of the boxes.
+
+    >>> _ = pointing_hit(lambda point, boxes: True)
     try again: a point outside every box counts as a hit.
-    'try again'
     """
     import numpy as np
 
@@ -488,11 +397,8 @@ def pointing_hit(hit) -> str:
 def calibration_error(ece) -> str:
     """Lesson 5: ``ece(probabilities, labels)`` is the expected calibration error with 10 equal-width bins.
 
-    Examples
-    --------
-    >>> calibration_error(lambda p, y: 0.0)  # doctest: +ELLIPSIS
+    >>> _ = calibration_error(lambda p, y: 0.0)  # doctest: +ELLIPSIS
     try again: your error is too low. ...
-    'try again'
     """
     from defectlib.inspection import expected_calibration_error
 
@@ -510,13 +416,10 @@ def calibration_error(ece) -> str:
 
 
 def weight_bytes(answer) -> str:
-    """Lesson 5: ``(float32_bytes, int8_bytes)``, what the refined CNN's parameters take stored as float32 and as 8-bit.
+    """Lesson 5: ``(float32_bytes, int8_bytes)`` of the refined CNN's parameters.
 
-    Examples
-    --------
-    >>> weight_bytes((1, 1))
+    >>> _ = weight_bytes((1, 1))
     try again: the float32 size is too low.
-    'try again'
     """
     from defectlib.cnn import refined_cnn
 
