@@ -158,21 +158,10 @@ def read_train_csv(path: str | Path, shape: tuple[int, int] = SEVERSTAL_SHAPE) -
         raise DataError(f"{path}: expected the columns ImageId,ClassId,EncodedPixels (or the original "
                         f"ImageId_ClassId,EncodedPixels), found {','.join(raw.columns)}")
     _first_bad(path, ids == "", "ImageId is empty")
-    numbers = pd.to_numeric(classes, errors="coerce")
-    _first_bad(path, ~numbers.isin(CLASSES), "ClassId {!r} is not one of 1, 2, 3, 4", classes)
-    table = pd.DataFrame({"ImageId": ids, "ClassId": numbers.astype(int), "EncodedPixels": rles})
-    duplicated = table.duplicated(["ImageId", "ClassId"])
-    if duplicated.any():
-        i = int(np.argmax(duplicated.to_numpy()))
-        image, cls = table.iloc[i, 0], table.iloc[i, 1]
-        first = int(np.argmax(((table.ImageId == image) & (table.ClassId == cls)).to_numpy()))
-        raise DataError(f"{path}, line {i + 2}: duplicate of line {first + 2} ({image}, class {cls})")
-    for i, (image, cls, rle) in enumerate(table.itertuples(index=False)):
-        try:
-            parse_rle(rle, shape)
-        except ValueError as exc:
-            raise DataError(f"{path}, line {i + 2} ({image}, class {cls}): {exc}") from None
-    return table[keep].reset_index(drop=True)
+    table = pd.DataFrame({"ImageId": ids, "ClassId": classes, "EncodedPixels": rles})
+    table.index += 2  # the lines of the file: the header is line 1
+    table = check_annotations(table, shape, what=str(path), row="line")
+    return table[keep.to_numpy()].reset_index(drop=True)
 
 
 def defect_table(images_dir: str | Path, annotations: pd.DataFrame) -> pd.DataFrame:
@@ -314,7 +303,8 @@ def classifier_dataset(images_dir: str | Path, table: pd.DataFrame, image_size: 
     return _finish(ds, len(paths), batch_size, shuffle, seed, lambda p, y: (load_image_tensor(p, size, source), y))
 
 
-def check_annotations(annotations: pd.DataFrame, shape: tuple[int, int] = SEVERSTAL_SHAPE) -> pd.DataFrame:
+def check_annotations(annotations: pd.DataFrame, shape: tuple[int, int] = SEVERSTAL_SHAPE,
+                      what: str = "Annotation table", row: str = "row") -> pd.DataFrame:
     """Check an annotation table; return it with integer ``ClassId``, or raise one DataError naming every bad row.
 
     >>> notes = pd.DataFrame({"ImageId": ["a.jpg", "a.jpg"], "ClassId": ["3", "7"], "EncodedPixels": ["1 5", "1 5"]})
@@ -330,7 +320,7 @@ def check_annotations(annotations: pd.DataFrame, shape: tuple[int, int] = SEVERS
                         "ImageId, ClassId, EncodedPixels, as read_train_csv gives)")
     numbers = pd.to_numeric(annotations["ClassId"].astype(str).str.strip(), errors="coerce")
     valid = numbers.isin(CLASSES)
-    problems = [f"row {i} ({image}): ClassId {cls!r} is not one of 1, 2, 3, 4"
+    problems = [f"{row} {i} ({image}): ClassId {cls!r} is not one of 1, 2, 3, 4"
                 for i, image, cls in zip(annotations.index[~valid], annotations["ImageId"][~valid],
                                          annotations["ClassId"][~valid])]
     table = annotations.assign(ClassId=numbers.where(valid, 0).astype(np.int64))
@@ -339,13 +329,13 @@ def check_annotations(annotations: pd.DataFrame, shape: tuple[int, int] = SEVERS
         if cls == 0:
             continue
         if (image, cls) in first_row:
-            problems.append(f"row {i} ({image}, class {cls}): duplicate of row {first_row[image, cls]}")
+            problems.append(f"{row} {i} ({image}, class {cls}): duplicate of {row} {first_row[image, cls]}")
         first_row.setdefault((image, cls), i)
         try:
             parse_rle(rle, shape)
         except ValueError as exc:
-            problems.append(f"row {i} ({image}, class {cls}): {exc}")
-    raise_all(problems, "Annotation table")
+            problems.append(f"{row} {i} ({image}, class {cls}): {exc}")
+    raise_all(problems, what)
     return table
 
 

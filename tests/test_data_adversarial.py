@@ -245,7 +245,7 @@ def test_absurd_rle_numbers_are_a_value_error(rle, message, tmp_path):
         parse_rle(rle)
     path = tmp_path / "train.csv"
     path.write_text(f"ImageId,ClassId,EncodedPixels\na.jpg,1,1 2\nb.jpg,3,{rle}\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"train.csv, line 3 \(b.jpg, class 3\): .*{message}"):
+    with pytest.raises(DataError, match=rf"(?s)train.csv: .*line 3 \(b.jpg, class 3\): .*{message}"):
         read_train_csv(path)
 
 

@@ -181,23 +181,30 @@ WIDE = "ImageId_ClassId,EncodedPixels\n"
     [
         ("", "the file is empty"),
         ("ImageId,EncodedPixels\na.jpg,1 2\n", "expected the columns ImageId,ClassId,EncodedPixels"),
-        (LONG + "a.jpg,1,1 2\na.jpg,5,1 2\n", "line 3: ClassId '5' is not one of 1, 2, 3, 4"),
-        (LONG + "a.jpg,x,1 2\n", "line 2: ClassId 'x' is not one of"),
+        (LONG + "a.jpg,1,1 2\na.jpg,5,1 2\n", r"line 3 \(a.jpg\): ClassId '5' is not one of 1, 2, 3, 4"),
+        (LONG + "a.jpg,x,1 2\n", r"line 2 \(a.jpg\): ClassId 'x' is not one of"),
         (LONG + "a.jpg,1,1 2\n,2,1 2\n", "line 3: ImageId is empty"),
         (LONG + "a.jpg,1,\n", "line 2: EncodedPixels is empty for 'a.jpg'"),
-        (LONG + "a.jpg,1,1 2\nb.jpg,1,1 2\na.jpg,1,5 2\n", r"line 4: duplicate of line 2 \(a.jpg, class 1\)"),
+        (LONG + "a.jpg,1,1 2\nb.jpg,1,1 2\na.jpg,1,5 2\n", r"line 4 \(a.jpg, class 1\): duplicate of line 2"),
         (LONG + "a.jpg,1,1 2\na.jpg,2,1 2 3\n", r"line 3 \(a.jpg, class 2\): RLE has an odd number"),
         (LONG + "a.jpg,3,0 2\n", r"line 2 \(a.jpg, class 3\): RLE run 1 \(start 0\): start 0 is below 1"),
         (LONG + "a.jpg,3,409600 2\n", "line 2 .*past the image"),
         (WIDE + "a.jpg_1,\na.jpg,1 2\n", "line 3: ImageId_ClassId 'a.jpg' is not '<image>_<class>'"),
-        (WIDE + "a.jpg_1,\na.jpg_9,1 2\n", "line 3: ClassId '9' is not one of"),
-        (WIDE + "a.jpg_1,\na.jpg_1,\n", "line 3: duplicate of line 2"),
+        (WIDE + "a.jpg_1,\na.jpg_9,1 2\n", r"line 3 \(a.jpg\): ClassId '9' is not one of"),
+        (WIDE + "a.jpg_1,\na.jpg_1,\n", r"line 3 \(a.jpg, class 1\): duplicate of line 2"),
         (WIDE + "a.jpg_1,1 5 3 1\n", r"line 2 \(a.jpg, class 1\): RLE run 2 \(start 3\): overlaps run 1"),
     ],
 )
 def test_bad_train_csv_raises_naming_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, "train.csv", text)
-    with pytest.raises(DataError, match=f"{re.escape(str(path))}.*{message}"):
+    with pytest.raises(DataError, match=f"(?s){re.escape(str(path))}.*{message}"):
+        read_train_csv(path)
+
+
+def test_every_bad_line_of_train_csv_is_named_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "train.csv", LONG + "a.jpg,5,1 2\nb.jpg,1,1 2 3\nb.jpg,1,1 2\n")
+    with pytest.raises(DataError, match=r"(?s)3 problem\(s\).*line 2 \(a.jpg\): ClassId '5'.*line 3 \(b.jpg, class 1\): "
+                                        r"RLE has an odd number.*line 4 \(b.jpg, class 1\): duplicate of line 3"):
         read_train_csv(path)
 
 
