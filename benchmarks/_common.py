@@ -1,7 +1,8 @@
-"""Shared bits of the benchmark scripts: where the reference data is, a timer, NEU evaluation helpers."""
+"""Shared bits of the benchmark scripts: their command line, where the reference data is, a timer, NEU helpers."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -17,6 +18,38 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 def shared_data() -> Path:
     """``$DEFECTLIB_SHARED_DATA`` or ``../shared/data`` beside the repository."""
     return Path(os.environ.get("DEFECTLIB_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" to an option's help unless the help already says what the default is."""
+
+    def _get_help_string(self, action):
+        return action.help if "default" in (action.help or "") else super()._get_help_string(action)
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """The parser of a benchmark's settings, described by the first line of its docstring; ``--help`` shows defaults."""
+    return argparse.ArgumentParser(description=doc.splitlines()[0], formatter_class=_DefaultsHelpFormatter)
+
+
+def comma_separated(cast=str):
+    """An argparse ``type``: ``"42,43, 44"`` -> ``[42, 43, 44]`` with ``cast=int``; empty items are dropped.
+
+    Examples
+    --------
+    >>> comma_separated(int)("42,43, 44,")
+    [42, 43, 44]
+    """
+    def parse(text: str) -> list:
+        return [cast(item.strip()) for item in text.split(",") if item.strip()]
+
+    parse.__name__ = f"comma-separated {cast.__name__}"  # argparse names the type so in its error messages
+    return parse
+
+
+def neu_root() -> Path:
+    """``$DEFECTLIB_NEU_DIR``, else ``NEU-DET`` in the shared data; exit 0 with a message when it is absent."""
+    return require(Path(os.environ.get("DEFECTLIB_NEU_DIR") or shared_data() / "NEU-DET"))
 
 
 def require(path: Path) -> Path:
@@ -57,7 +90,7 @@ def flip_accuracy(model, dataset) -> float:
     """Test-time augmentation: accuracy of the mean probabilities over the image and its three flips."""
     import numpy as np
 
-    from defectlib.evaluate import predict_dataset
+    from defectlib.compare import predict_dataset
 
     images, y_true, probabilities = predict_dataset(model, dataset)
     for flipped in (images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]):

@@ -49,7 +49,8 @@ os.environ["DEFECTLIB_FAST"] = "0"  # the whole data set unless --fast
 # The pipelines shuffle themselves; Keras warns at every fit that its own shuffle=True is ignored.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
-from _common import flip_accuracy, machine_load, require, shared_data, with_validation_in_train  # noqa: E402
+from _common import (argument_parser, flip_accuracy, machine_load, neu_root,  # noqa: E402
+                     with_validation_in_train)
 
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 3e-3
@@ -65,7 +66,7 @@ def fit(model, train_ds, epochs: int, learning_rate, callbacks=(), label_smoothi
     import numpy as np
     import tensorflow as tf
 
-    from defectlib.timing import epoch_timer
+    from defectlib.compare import epoch_timer
 
     # Sparse categorical cross-entropy on integer labels is the seed's categorical cross-entropy on one-hot labels.
     loss = "sparse_categorical_crossentropy"
@@ -82,7 +83,7 @@ def fit(model, train_ds, epochs: int, learning_rate, callbacks=(), label_smoothi
 
 
 def accuracy(model, dataset) -> tuple[float, int, int]:
-    from defectlib.evaluate import predict_dataset
+    from defectlib.compare import predict_dataset
 
     _, y_true, probabilities = predict_dataset(model, dataset)
     wrong = int((probabilities.argmax(axis=1) != y_true).sum())
@@ -91,7 +92,7 @@ def accuracy(model, dataset) -> tuple[float, int, int]:
 
 def wrong_images(model, dataset, files) -> list[str]:
     """'file (true -> predicted)' for each error; ``dataset`` yields the images of ``files`` in order."""
-    from defectlib.evaluate import predict_dataset
+    from defectlib.compare import predict_dataset
     from defectlib.neu import CLASS_NAMES
 
     _, y_true, probabilities = predict_dataset(model, dataset)
@@ -220,12 +221,13 @@ def part_ablation(data, epochs: int, seed: int, only: str | None = None) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("seeds", "ablation", "all"), default="all")
+    parser = argument_parser(__doc__)
+    parser.add_argument("--part", choices=("seeds", "ablation", "all"), default="all", help="which part to run")
     parser.add_argument("--epochs", type=int, default=40, help="epochs of the refined CNN per seed")
-    parser.add_argument("--ablation-epochs", type=int, default=10)
+    parser.add_argument("--ablation-epochs", type=int, default=10, help="epochs of each ablation row")
     parser.add_argument("--seed-epochs", type=int, default=3, help="epochs of the seed model, for its time per epoch")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="seeds: how many runs of the refined CNN, seeds DEFECTLIB_SEED, DEFECTLIB_SEED + 1, ...")
     parser.add_argument("--downsample", type=int, default=2,
                         help="seeds: average-pool the images by this factor inside the model (2: 100x100, "
                              "1: the native 200x200 of the notebook)")
@@ -234,11 +236,11 @@ def main() -> None:
                              "--no-final-fit trains on the 1,152 training images and scores validation")
     parser.add_argument("--label-smoothing", type=float, default=0.0,
                         help="seeds: smooth the one-hot labels by this amount (0.1: 0.9 + 0.1 / 6 on the true class)")
-    parser.add_argument("--rows", help="ablation: only the rows whose label contains this text (speed-up then "
-                                       "relative to the first of them)")
+    parser.add_argument("--rows", help="ablation: only the rows whose label contains this text (default: all; the "
+                                       "speed-up is then relative to the first of them)")
     parser.add_argument("--fast", action="store_true", help="smoke test: 20 images per class, 1 epoch, 2 seeds")
     args = parser.parse_args()
-    root = require(Path(os.environ.get("DEFECTLIB_NEU_DIR") or shared_data() / "NEU-DET"))
+    root = neu_root()
 
     from defectlib.config import settings
     from defectlib.neu import class_counts, find_neu, with_test_split

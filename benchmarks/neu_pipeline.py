@@ -11,7 +11,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import machine_load, require, shared_data, timed  # noqa: E402
+from _common import argument_parser, machine_load, require, shared_data, timed  # noqa: E402
 
 
 def one_epoch(dataset) -> int:
@@ -19,6 +19,8 @@ def one_epoch(dataset) -> int:
 
 
 def main() -> None:
+    argument_parser(__doc__).parse_args()  # no settings: --help only
+
     import keras
 
     from defectlib.neu import find_neu, neu_datasets

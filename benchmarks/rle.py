@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import require, shared_data, timed
+from _common import argument_parser, require, shared_data, timed
 
 from defectlib.rle import SEVERSTAL_SHAPE, rle_decode, rle_encode
 
@@ -44,6 +44,7 @@ def round_trip_all(rles: list[str]) -> None:
 
 
 def main() -> int:
+    argument_parser(__doc__).parse_args()  # no settings: --help only
     csv = require(shared_data() / "severstal" / "test.csv")
     rles = pd.read_csv(csv)["EncodedPixels"].tolist()
     print(f"{len(rles)} real masks from {csv}")

@@ -14,12 +14,11 @@ a smaller stand-in).
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 from pathlib import Path
 
-from _common import machine_load, require, shared_data, timed
+from _common import argument_parser, machine_load, require, shared_data, timed
 
 ROWS = ["masks (share)", "area (pixels)", "components", "x centre (share of width)", "rows spanned (share of height)"]
 
@@ -46,13 +45,15 @@ def formatted(stats) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--images", type=int, default=800, help="images of the synthetic stand-in (the lesson's: 800)")
     args = parser.parse_args()
 
     import pandas as pd
 
-    from defectlib.severstal import list_images, make_synthetic_severstal, mask_statistics, read_train_csv
+    from defectlib.images import list_images
+    from defectlib.severstal import mask_statistics, read_train_csv
+    from defectlib.synthetic import make_synthetic_severstal
 
     print(f"machine: {machine_load()}")
     sample = require(shared_data() / "severstal-sample")

@@ -28,27 +28,33 @@ Data: the training and validation splits of the course's evaluation protocol
 (``defectlib.neu.with_test_split``: 1,152 and 288 images of the Kaggle copy), from
 ``$DEFECTLIB_NEU_DIR``, else ``../shared/data/NEU-DET`` beside the repository;
 without it the script says so and exits 0. Run: ``python benchmarks/transfer_cache.py``
-(``TRANSFER_CACHE_EPOCHS`` changes the 10 epochs). Seeded (``DEFECTLIB_SEED``). Other
+(``--epochs`` changes the 10 epochs: ``--epochs 1`` is a smoke run). Seeded (``DEFECTLIB_SEED``). Other
 work on the machine slows the wall clock: the load average is printed before and after.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["DEFECTLIB_FAST"] = "0"  # always the whole data set
 
-from _common import machine_load, require, shared_data  # noqa: E402
+from _common import argument_parser, machine_load, neu_root  # noqa: E402
 
-EPOCHS = int(os.environ.get("TRANSFER_CACHE_EPOCHS", "10"))
 IMAGE_SIZE = (224, 224)
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 GOAL = 10.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argument_parser(__doc__)
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of the head, in both runs")
+    return parser.parse_args(argv)
 
 
 def clocks(fn, *args, **kwargs) -> tuple[float, float, object]:
@@ -58,96 +64,148 @@ def clocks(fn, *args, **kwargs) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
-def main() -> None:
-    root = require(Path(os.environ.get("DEFECTLIB_NEU_DIR") or shared_data() / "NEU-DET"))
+@dataclass
+class Setup:
+    """What both runs share: the images, the seed, the number of epochs; the same model and batches for each."""
 
+    seed: int
+    epochs: int
+    x_train: object
+    y_train: object
+    x_val: object
+    y_val: object
+    calibration: object  # the training images that set the random base's batch-norm statistics
+
+    def batches(self, x, y, shuffle: bool):
+        """The same batches for images and for features: one seeded shuffle of the same length."""
+        import tensorflow as tf
+
+        from defectlib.images import without_autotuning
+
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(BATCH_SIZE).map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(tf.data.AUTOTUNE)
+        return without_autotuning(ds)   # as lesson 2's pipelines (neu_datasets): both cores in every epoch
+
+    def build(self):
+        """MobileNetV2 with random weights, its batch norm calibrated; a copy of its initial weights."""
+        from defectlib.config import seed_everything
+        from defectlib.model_tools import calibrate_batch_norm
+        from defectlib.transfer import transfer_model
+
+        seed_everything(self.seed)
+        model = transfer_model("mobilenet_v2", image_size=IMAGE_SIZE, weights=None)
+        calibrate_batch_norm(model, self.calibration)  # else the random base's features vanish (~1e-13)
+        return model, {name: [w.numpy() for w in model.get_layer(name).weights] for name in ("base", "classifier")}
+
+
+def compile_(model) -> None:
     import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def load(epochs: int) -> Setup:
+    """The training and validation images of the protocol, in RGB, and one batch of them for batch norm."""
     import numpy as np
-    import tensorflow as tf
 
-    from defectlib.config import seed_everything, settings
-    from defectlib.neu import find_neu, neu_arrays, with_test_split, without_autotuning
-    from defectlib.model_tools import calibrate_batch_norm
-    from defectlib.transfer import feature_extractor, head_model, transfer_model
+    from defectlib.config import settings
+    from defectlib.neu import find_neu, neu_arrays, with_test_split
 
-    # The pipelines shuffle themselves; Keras warns at every fit that its own shuffle=True is ignored.
-    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    root = neu_root()
     print("start:", machine_load())
     seed = settings().seed
     data = with_test_split(find_neu(root))
     x_train, y_train = neu_arrays(data, "train", color="rgb")
     x_val, y_val = neu_arrays(data, "validation", color="rgb")
     print(f"MobileNetV2 (random weights) at {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, {len(x_train)} training and "
-          f"{len(x_val)} validation images, batch {BATCH_SIZE}, {EPOCHS} epochs, Adam {LEARNING_RATE:g}")
-
-    def batches(x, y, shuffle: bool):
-        """The same batches for images and for features: one seeded shuffle of the same length."""
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if shuffle:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(BATCH_SIZE).map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(tf.data.AUTOTUNE)
-        return without_autotuning(ds)   # as lesson 2's pipelines (neu_datasets): both cores in every epoch
-
+          f"{len(x_val)} validation images, batch {BATCH_SIZE}, {epochs} epochs, Adam {LEARNING_RATE:g}")
     calibration = x_train[np.random.default_rng(seed).choice(len(x_train), BATCH_SIZE, replace=False)].astype("float32")
+    return Setup(seed, epochs, x_train, y_train, x_val, y_val, calibration)
 
-    def build():
-        seed_everything(seed)
-        model = transfer_model("mobilenet_v2", image_size=IMAGE_SIZE, weights=None)
-        calibrate_batch_norm(model, calibration)  # else the random base's features vanish (~1e-13)
-        return model, {name: [w.numpy() for w in model.get_layer(name).weights] for name in ("base", "classifier")}
 
-    def compile_(model):
-        model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+def train_end_to_end(setup: Setup) -> tuple[object, dict, float, float]:
+    """End to end: every epoch runs the base on all training and validation images."""
+    model, initial = setup.build()
+    compile_(model)
+    wall, cpu, _ = clocks(model.fit, setup.batches(setup.x_train, setup.y_train, True),
+                          validation_data=setup.batches(setup.x_val, setup.y_val, False), epochs=setup.epochs,
+                          verbose=0)
+    print(f"\nend to end:      {wall:7.1f} s wall, {cpu:7.1f} s CPU ({wall / setup.epochs:.1f} s per epoch)")
+    return model, initial, wall, cpu
 
-    # End to end: every epoch runs the base on all training and validation images.
-    end_to_end, initial = build()
-    compile_(end_to_end)
-    e2e_wall, e2e_cpu, _ = clocks(end_to_end.fit, batches(x_train, y_train, True),
-                                  validation_data=batches(x_val, y_val, False), epochs=EPOCHS, verbose=0)
-    print(f"\nend to end:      {e2e_wall:7.1f} s wall, {e2e_cpu:7.1f} s CPU ({e2e_wall / EPOCHS:.1f} s per epoch)")
 
-    # Cached: the base runs once per image; the head trains on the features.
-    cached, initial_cached = build()
-    same_start = all(np.array_equal(a, b) for name in initial for a, b in zip(initial[name], initial_cached[name]))
-    extractor, head = feature_extractor(cached), head_model(cached)
+def train_cached(setup: Setup) -> tuple[object, dict, float, float]:
+    """Cached: the base runs once per image; the head trains on the features."""
+    from defectlib.transfer import feature_extractor, head_model
+
+    model, initial = setup.build()
+    extractor, head = feature_extractor(model), head_model(model)
 
     def extract():
-        return (extractor.predict(batches(x_train, y_train, False), verbose=0),
-                extractor.predict(batches(x_val, y_val, False), verbose=0))
+        return (extractor.predict(setup.batches(setup.x_train, setup.y_train, False), verbose=0),
+                extractor.predict(setup.batches(setup.x_val, setup.y_val, False), verbose=0))
 
     feat_wall, feat_cpu, (f_train, f_val) = clocks(extract)
     compile_(head)
-    head_wall, head_cpu, _ = clocks(head.fit, batches(f_train, y_train, True),
-                                    validation_data=batches(f_val, y_val, False), epochs=EPOCHS, verbose=0)
-    cached_wall, cached_cpu = feat_wall + head_wall, feat_cpu + head_cpu
-    print(f"cached features: {cached_wall:7.1f} s wall, {cached_cpu:7.1f} s CPU "
-          f"(features once: {feat_wall:.1f} s wall; head, {EPOCHS} epochs: {head_wall:.1f} s wall)")
+    head_wall, head_cpu, _ = clocks(head.fit, setup.batches(f_train, setup.y_train, True),
+                                    validation_data=setup.batches(f_val, setup.y_val, False), epochs=setup.epochs,
+                                    verbose=0)
+    wall, cpu = feat_wall + head_wall, feat_cpu + head_cpu
+    print(f"cached features: {wall:7.1f} s wall, {cpu:7.1f} s CPU "
+          f"(features once: {feat_wall:.1f} s wall; head, {setup.epochs} epochs: {head_wall:.1f} s wall)")
+    return model, initial, wall, cpu
 
-    # The same model in the end: the full models (image in) agree on the validation images.
-    p_e2e = end_to_end.predict(batches(x_val, y_val, False), verbose=0)
-    p_cached = cached.predict(batches(x_val, y_val, False), verbose=0)
-    agree = float((p_e2e.argmax(1) == p_cached.argmax(1)).mean())
-    gap = float(np.abs(p_e2e - p_cached).max())
-    classifier_gap = max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in
-                         zip(end_to_end.get_layer("classifier").weights, cached.get_layer("classifier").weights))
-    base_unchanged = all(np.array_equal(w.numpy(), v) for model in (end_to_end, cached)
-                         for w, v in zip(model.get_layer("base").weights, initial_cached["base"]))
-    changed = any(not np.array_equal(w.numpy(), v) for w, v in
-                  zip(cached.get_layer("classifier").weights, initial_cached["classifier"]))
 
+def agreement(setup: Setup, end_to_end, cached, initial: dict, initial_cached: dict) -> dict:
+    """The same model in the end: the full models (image in) agree on the validation images."""
+    import numpy as np
+
+    p_e2e = end_to_end.predict(setup.batches(setup.x_val, setup.y_val, False), verbose=0)
+    p_cached = cached.predict(setup.batches(setup.x_val, setup.y_val, False), verbose=0)
+    return {
+        "same_start": all(np.array_equal(a, b) for name in initial for a, b in zip(initial[name],
+                                                                                   initial_cached[name])),
+        "agree": float((p_e2e.argmax(1) == p_cached.argmax(1)).mean()),
+        "gap": float(np.abs(p_e2e - p_cached).max()),
+        "classifier_gap": max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in
+                              zip(end_to_end.get_layer("classifier").weights, cached.get_layer("classifier").weights)),
+        "base_unchanged": all(np.array_equal(w.numpy(), v) for model in (end_to_end, cached)
+                              for w, v in zip(model.get_layer("base").weights, initial_cached["base"])),
+        "changed": any(not np.array_equal(w.numpy(), v) for w, v in
+                       zip(cached.get_layer("classifier").weights, initial_cached["classifier"])),
+    }
+
+
+def report(e2e_wall: float, e2e_cpu: float, cached_wall: float, cached_cpu: float, check: dict) -> None:
+    """The speed-up, the checks and the goal; exits with an error when the two heads differ."""
     print("\nend:", machine_load())
     wall_ratio, cpu_ratio = e2e_wall / cached_wall, e2e_cpu / cached_cpu
     print(f"\nspeed-up, end to end / cached: {wall_ratio:.1f}x wall clock, {cpu_ratio:.1f}x CPU time")
-    print(f"same initial weights: {same_start}; head trained: {changed}; base unchanged by training: {base_unchanged}")
-    print(f"validation predictions: {agree:.1%} the same class; largest probability difference {gap:.1e}; "
-          f"largest classifier weight difference {classifier_gap:.1e}")
+    print(f"same initial weights: {check['same_start']}; head trained: {check['changed']}; base unchanged by "
+          f"training: {check['base_unchanged']}")
+    print(f"validation predictions: {check['agree']:.1%} the same class; largest probability difference "
+          f"{check['gap']:.1e}; largest classifier weight difference {check['classifier_gap']:.1e}")
     print("(random weights: the accuracies of these heads mean nothing, so none is shown)")
-    same = same_start and changed and base_unchanged and gap < 1e-3  # equal up to float rounding
+    # equal up to float rounding
+    same = check["same_start"] and check["changed"] and check["base_unchanged"] and check["gap"] < 1e-3
     print(f"goal (same predictions, cached >= {GOAL:.0f}x faster in wall clock): "
           f"{'met' if same and wall_ratio >= GOAL else 'NOT met'}")
     if not same:
         raise SystemExit("the cached head does not reproduce the end-to-end head: see the figures above")
+
+
+def main() -> None:
+    args = parse_args()
+    # The pipelines shuffle themselves; Keras warns at every fit that its own shuffle=True is ignored.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    setup = load(args.epochs)
+    end_to_end, initial, e2e_wall, e2e_cpu = train_end_to_end(setup)
+    cached, initial_cached, cached_wall, cached_cpu = train_cached(setup)
+    check = agreement(setup, end_to_end, cached, initial, initial_cached)
+    report(e2e_wall, e2e_cpu, cached_wall, cached_cpu, check)
 
 
 if __name__ == "__main__":
