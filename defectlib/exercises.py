@@ -70,27 +70,29 @@ def _compare(answer: float, expected: float, what: str, tolerance: float = 0.0) 
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
-def neu_image_shape(answer: Any) -> str:
-    """Lesson 1: the shape of one NEU image as ``neu_arrays`` loads it (height, width, channels).
+def class_means(answer: Any, images: Any, labels: Any) -> str:
+    """Lesson 1: the mean pixel value of each class's images, in label order.
 
-    >>> _ = neu_image_shape((1, 2))
-    try again: an image array has three axes: height, width and channels.
+    >>> import numpy as np
+    >>> _ = class_means([2.0, 2.0], np.array([[0, 2], [2, 2]]), np.array([0, 1]))
+    try again: the mean of class 0 is too high.
     """
-    def hint(shape: Any) -> str | None:
-        import keras
+    import numpy as np
 
-        from defectlib.cnn import refined_cnn
+    images, labels = np.asarray(images), np.asarray(labels)
+    classes = np.unique(labels)
+    expected = np.array([images[labels == k].mean() for k in classes])
 
-        keras.backend.clear_session()
-        expected = tuple(refined_cnn().inputs[0].shape[1:])
-        shape = tuple(int(n) for n in shape)
-        if len(shape) != len(expected):
-            return "an image array has three axes: height, width and channels."
-        if shape[:2] != expected[:2]:
-            return "look again at height and width: print x_train.shape (the first number counts the images)."
-        if shape[2] != expected[2]:
-            return "count the channels again: are the NEU images colour or gray?"
-        return None
+    def hint(means: Any) -> str | None:
+        means = np.asarray(means, dtype=float).ravel()
+        if means.shape != expected.shape:
+            return f"give one mean per class: {len(expected)} numbers, in label order."
+        if np.allclose(np.sort(means), np.sort(expected), atol=0.01) and not np.allclose(means, expected, atol=0.01):
+            return "the right numbers in the wrong order: put them in label order, 0 first."
+        if means.max() <= 1 < expected.max():
+            return "the pixels go from 0 to 255: average them as they are stored."
+        wrong = next((k for k in range(len(expected)) if abs(means[k] - expected[k]) > 0.01), None)
+        return None if wrong is None else _compare(means[wrong], expected[wrong], f"the mean of class {wrong}")
 
     return report(answer, hint)
 
@@ -112,6 +114,62 @@ def lenet_two_blocks(answer: Any) -> str:
 
     return report(answer, hint)
 
+
+
+def width_runs(runs: Any) -> str:
+    """Lesson 1: ``train_and_measure`` results of the refined CNN with one block less, as is and one block more.
+
+    >>> _ = width_runs({"a": {"parameters": 1}})
+    try again: train three models: widths (16, 32, 64), (16, 32, 64, 128), (16, 32, 64, 128, 256).
+    """
+    import keras
+
+    from defectlib.cnn import refined_cnn
+
+    all_widths = [(16, 32, 64), (16, 32, 64, 128), (16, 32, 64, 128, 256)]
+
+    def hint(answer: Any) -> str | None:
+        results = list(dict(answer).values())
+        keras.backend.clear_session()
+        expected = {refined_cnn(widths=w).count_params(): w for w in all_widths}
+        found = {r.get("parameters") for r in results if isinstance(r, dict)}
+        missing = [w for count, w in expected.items() if count not in found]
+        if len(results) != 3 or missing:
+            return "train three models: widths " + ", ".join(map(str, all_widths)) + "."
+        if not all(0 <= r["val accuracy"] <= 1 and r["s per epoch"] > 0 for r in results):
+            return "keep what train_and_measure returns for each run: its accuracies and its seconds per epoch."
+        return None
+
+    return report(runs, hint)
+
+
+def own_cnn(model: Any) -> str:
+    """Lesson 1: a small CNN written by the student, compiled for integer labels and fitted.
+
+    >>> _ = own_cnn("a model")
+    try again: expected a keras.Model, got str: keep the model you fitted.
+    """
+    import keras
+
+    def hint(model: Any) -> str | None:
+        if not isinstance(model, keras.Model):
+            return f"expected a keras.Model, got {type(model).__name__}: keep the model you fitted."
+        if tuple(model.input_shape) != (None, 200, 200, 1) or tuple(model.output_shape) != (None, 6):
+            return "the model takes (200, 200, 1) images and gives 6 outputs, one per class."
+        convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        if convs != [16, 32]:
+            return f"expected two Conv2D layers of 16 then 32 filters, found {convs}."
+        if not any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers):
+            return "average each feature map over the positions (GlobalAveragePooling2D) before the last layer."
+        if getattr(model.layers[-1].activation, "__name__", "") != "softmax":
+            return "the last layer turns scores into probabilities: softmax."
+        if model.optimizer is None or "sparse_categorical_crossentropy" not in str(model.loss):
+            return "compile it with the loss for integer labels, sparse_categorical_crossentropy."
+        if int(model.optimizer.iterations) == 0:
+            return "the model is compiled but not trained yet: fit it."
+        return None
+
+    return report(model, hint)
 
 
 # --------------------------------------------------------------------------- lesson 2: transfer learning

@@ -34,13 +34,61 @@ def test_an_answer_that_breaks_the_check_becomes_a_hint(capsys):
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
-def test_neu_image_shape(capsys):
-    assert exercises.neu_image_shape((200, 200, 1)) == exercises.CORRECT
-    assert exercises.neu_image_shape(None) == exercises.NOT_ATTEMPTED
-    for wrong in [(200, 200, 3), (1152, 200, 200, 1), (255, 255, 1)]:
-        assert exercises.neu_image_shape(wrong) == exercises.TRY_AGAIN
-    hints = capsys.readouterr().out
-    assert "(200, 200, 1)" not in hints and "200" not in hints
+def test_class_means(capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (12, 4, 4, 1), dtype=np.uint8), np.repeat(np.arange(3), 4)
+    right = [images[labels == k].mean() for k in range(3)]
+    assert exercises.class_means(right, images, labels) == exercises.CORRECT
+    assert exercises.class_means(None, images, labels) == exercises.NOT_ATTEMPTED
+    assert exercises.class_means(right[::-1], images, labels) == exercises.TRY_AGAIN
+    assert "order" in capsys.readouterr().out
+    assert exercises.class_means(np.array(right) / 255, images, labels) == exercises.TRY_AGAIN
+    assert "0 to 255" in capsys.readouterr().out
+    assert exercises.class_means([right[0] + 1, *right[1:]], images, labels) == exercises.TRY_AGAIN
+    hint = capsys.readouterr().out
+    assert "class 0 is too high" in hint and f"{right[0]:.1f}" not in hint
+
+
+def test_width_runs(capsys):
+    from defectlib.cnn import refined_cnn
+
+    def run(widths):
+        return {"parameters": refined_cnn(widths=widths).count_params(), "s per epoch": 1.0, "train accuracy": 0.5,
+                "val accuracy": 0.5}
+
+    all_widths = [(16, 32, 64), (16, 32, 64, 128), (16, 32, 64, 128, 256)]
+    assert exercises.width_runs({str(w): run(w) for w in all_widths}) == exercises.CORRECT
+    assert exercises.width_runs(None) == exercises.NOT_ATTEMPTED
+    assert exercises.width_runs({str(w): run(w) for w in all_widths[:2]}) == exercises.TRY_AGAIN
+    broken = {str(w): run(w) for w in all_widths}
+    broken[str(all_widths[0])]["s per epoch"] = None
+    assert exercises.width_runs(broken) == exercises.TRY_AGAIN
+
+
+def test_own_cnn(capsys):
+    import keras
+    import numpy as np
+
+    def cnn(second=32):
+        return keras.Sequential([keras.Input((200, 200, 1)), keras.layers.Rescaling(1 / 255),
+                                 keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+                                 keras.layers.MaxPooling2D(2),
+                                 keras.layers.Conv2D(second, 3, padding="same", activation="relu"),
+                                 keras.layers.MaxPooling2D(2), keras.layers.GlobalAveragePooling2D(),
+                                 keras.layers.Dense(6, activation="softmax")])
+
+    model = cnn()
+    assert exercises.own_cnn(None) == exercises.NOT_ATTEMPTED
+    assert exercises.own_cnn(model) == exercises.TRY_AGAIN                       # not compiled
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert exercises.own_cnn(model) == exercises.TRY_AGAIN
+    assert "not trained yet" in capsys.readouterr().out.splitlines()[-1]
+    model.fit(np.zeros((2, 200, 200, 1)), np.zeros(2), epochs=1, verbose=0)
+    assert exercises.own_cnn(model) == exercises.CORRECT
+    assert exercises.own_cnn(cnn(second=64)) == exercises.TRY_AGAIN
+    assert "16 then 32" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_lenet_two_blocks(capsys):
