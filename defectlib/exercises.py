@@ -213,38 +213,70 @@ def frozen_base(model, trainable_count: Any) -> str:
     return report(trainable_count, hint)
 
 
+def finetune_phases(counts: Any, model_path: Any) -> str:
+    """Lesson 2: the number of weights ``fit`` updates after ``unfreeze_top(model, 10)``, then after 20.
+
+    ``model_path`` is the saved model both phases start from.
+
+    >>> _ = finetune_phases([], "copy.keras")
+    not attempted yet: fill in the attempt cell above, run it, then run the check again.
+    """
+    import keras
+    import numpy as np
+
+    from defectlib.transfer import unfreeze_top
+
+    def hint(answer: Any) -> str | None:
+        model = keras.saving.load_model(model_path, safe_mode=True)
+        expected, arrays, total = [], [], model.count_params()
+        for n_layers in (10, 20):
+            unfreeze_top(model, n_layers)
+            expected.append(int(sum(np.prod(w.shape) for w in model.trainable_weights)))
+            arrays.append(len(model.trainable_weights))
+        answer = [int(a) for a in answer]
+        if len(answer) != 2:
+            return "one count per fine-tuning phase: two numbers, top 10 first."
+        for phase, (mine, right) in enumerate(zip(answer, expected), start=1):
+            if mine == arrays[phase - 1] != right:
+                return f"phase {phase}: that is the number of weight arrays; count the numbers inside them."
+            if mine == total != right:
+                return f"phase {phase}: that counts frozen weights too; count only those fit updates."
+            wrong = _compare(mine, right, f"phase {phase}: your count")
+            if wrong:
+                return wrong + " Count after unfreeze_top, from model.trainable_weights."
+        return None
+
+    return report(counts if counts else None, hint)
+
+
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 
-def patches_and_attention(answer: Any, image_size: tuple[int, int] = (200, 200), patch_size: int = 10) -> str:
-    """Lesson 3: ``(number of patches, attention matrix shape or size)`` for one image and patch size.
+def attention_weights(weights: Any, image_size: tuple[int, int] = (200, 200), patch_size: int = 10) -> str:
+    """Lesson 3: one head's attention weights over the tokens of one image cut into ``patch_size`` patches.
 
-    >>> _ = patches_and_attention((1, (1, 1)), image_size=(40, 40), patch_size=10)  # doctest: +ELLIPSIS
-    try again: the number of patches is too low. ...
+    >>> import numpy as np
+    >>> _ = attention_weights(np.full((1, 1, 16, 16), 1 / 16), image_size=(40, 40), patch_size=10)
+    correct
     """
+    import numpy as np
+
     n_tokens = (image_size[0] // patch_size) * (image_size[1] // patch_size)
-    if isinstance(answer, tuple) and all(not attempted(part) for part in answer):
-        answer = None
 
-    def hint(answer):
-        n, attention = answer
-        if not attempted(n):
-            return "fill in the number of patches too."
-        wrong = _compare(n, n_tokens, "the number of patches")
-        if wrong:
-            return wrong + f" Count the patches along each side of the {image_size[0]}x{image_size[1]} image first."
-        if not attempted(attention):
-            return "the number of patches is right; now fill in the attention matrix."
-        if isinstance(attention, (tuple, list)):
-            if len(attention) != 2:
-                return "give the attention matrix as (rows, columns), or its number of entries."
-            if tuple(attention) == (n_tokens, n_tokens):
-                return None
-            return ("the attention matrix has one row per token that asks (query) and one column per token "
-                    "it can look at (key).")
-        return _compare(attention, n_tokens * n_tokens, "the number of entries of the attention matrix")
+    def hint(answer: Any) -> str | None:
+        matrix = np.asarray(answer, dtype=float)
+        matrix = matrix.reshape(matrix.shape[-2:]) if matrix.ndim > 2 and np.prod(matrix.shape[:-2]) == 1 else matrix
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            return ("expected one head's weights for one image: one row per token that asks, one column per "
+                    f"token it looks at; got shape {np.shape(answer)}.")
+        if matrix.shape[0] != n_tokens:
+            return (f"your matrix has {'more' if matrix.shape[0] > n_tokens else 'fewer'} tokens than a "
+                    f"{image_size[0]}x{image_size[1]} image cut into {patch_size}x{patch_size} patches gives.")
+        if not np.allclose(matrix.sum(axis=1), 1, atol=1e-3):
+            return "each row of attention weights is a softmax and sums to 1: ask for return_attention_scores=True."
+        return None
 
-    return report(answer, hint)
+    return report(weights, hint)
 
 
 def hybrid_model(model: Any, num_layers: int = 2, hidden_dim: int = 64, num_classes: int = 6) -> str:
@@ -473,19 +505,28 @@ def calibration_error(ece) -> str:
     return report(ece, hint)
 
 
-def weight_bytes(answer) -> str:
-    """Lesson 5: ``(float32_bytes, int8_bytes)`` of the refined CNN's parameters.
+def quantize_int8(quantize: Any) -> str:
+    """Lesson 5: ``quantize(weights)`` returns ``(int8 array, scale)``, symmetric, one scale per tensor.
 
-    >>> _ = weight_bytes((1, 1))
-    try again: the float32 size is too low.
+    >>> import numpy as np
+    >>> _ = quantize_int8(lambda w: (np.round(w).astype("int8"), 1.0))
+    try again: the scale maps the largest absolute weight to 127: it is max(abs(weights)) / 127.
     """
-    from defectlib.cnn import refined_cnn
+    import numpy as np
 
-    parameters = refined_cnn().count_params()
+    rng = np.random.default_rng(8)
+    tensors = [rng.normal(0, 0.05, (3, 3, 16, 32)).astype("float32"), rng.normal(0, 2, 50).astype("float32")]
 
-    def hint(pair):
-        float32_bytes, int8_bytes = pair
-        return _compare(float32_bytes, 4 * parameters, "the float32 size") or _compare(int8_bytes, parameters,
-                                                                                        "the 8-bit size")
+    def hint(fn):
+        for weights in tensors:
+            q, scale = fn(weights.copy())
+            q = np.asarray(q)
+            if q.dtype != np.int8 or q.shape != weights.shape:
+                return f"return an int8 array of the weights' shape, not {q.dtype} {q.shape}."
+            if not np.isclose(float(scale), np.abs(weights).max() / 127, rtol=1e-4):
+                return "the scale maps the largest absolute weight to 127: it is max(abs(weights)) / 127."
+            if np.abs(q.astype(float) * float(scale) - weights).max() > float(scale) / 2 + 1e-6:
+                return "round weights / scale to the nearest integer: q * scale must be within scale / 2 of w."
+        return None
 
-    return report(answer, hint)
+    return report(quantize, hint)

@@ -157,22 +157,46 @@ def test_frozen_base_finds_a_base_that_is_not_frozen(capsys):
 
 
 
+def test_finetune_phases(tmp_path, capsys):
+    import numpy as np
+
+    from defectlib.transfer import transfer_model, unfreeze_top
+
+    model = transfer_model("mobilenet_v2", image_size=(32, 32), input_shape=(32, 32, 3), weights=None)
+    path = tmp_path / "copy.keras"
+    model.save(path)
+    right = []
+    for n_layers in (10, 20):
+        unfreeze_top(model, n_layers)
+        right.append(int(sum(np.prod(w.shape) for w in model.trainable_weights)))
+    assert right[1] > right[0]
+    assert exercises.finetune_phases([], path) == exercises.NOT_ATTEMPTED
+    assert exercises.finetune_phases(right, path) == exercises.CORRECT
+    assert exercises.finetune_phases(right[::-1], path) == exercises.TRY_AGAIN
+    assert exercises.finetune_phases([right[0], model.count_params()], path) == exercises.TRY_AGAIN
+    assert "frozen weights too" in capsys.readouterr().out.splitlines()[-1]
+    assert exercises.finetune_phases(right[:1], path) == exercises.TRY_AGAIN
+    assert str(right[0]) not in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- lesson 3: vision transformers
 
 
-def test_patches_and_attention(capsys):
-    check = exercises.patches_and_attention
-    assert check((None, None)) == exercises.NOT_ATTEMPTED
-    assert check((400, (400, 400))) == exercises.CORRECT
-    assert check((400, 160_000)) == exercises.CORRECT
-    assert check((16, (16, 16)), image_size=(64, 64), patch_size=16) == exercises.CORRECT
-    assert check((20, (20, 20))) == exercises.TRY_AGAIN  # patches along one side only
-    assert check((400, (400, 64))) == exercises.TRY_AGAIN  # tokens x width: not the attention matrix
-    assert check((400, 400)) == exercises.TRY_AGAIN
-    assert check((400, None)) == exercises.TRY_AGAIN
+def test_attention_weights(capsys):
+    import numpy as np
+
+    check = exercises.attention_weights
+    uniform = np.full((1, 1, 400, 400), 1 / 400)
+    assert check(None) == exercises.NOT_ATTEMPTED
+    assert check(uniform) == exercises.CORRECT
+    assert check(uniform[0, 0]) == exercises.CORRECT
+    assert check(np.full((1, 1, 16, 16), 1 / 16), image_size=(64, 64), patch_size=16) == exercises.CORRECT
+    assert check(np.full((1, 1, 100, 100), 1 / 100)) == exercises.TRY_AGAIN   # the 20x20 patches of the page
+    assert "fewer tokens" in capsys.readouterr().out
+    assert check(np.ones((1, 400, 64))) == exercises.TRY_AGAIN               # the tokens, not the weights
+    assert check(np.ones((400, 400))) == exercises.TRY_AGAIN                 # scores before the softmax
     out = capsys.readouterr().out
-    assert "400" not in out and "160000" not in out and "160,000" not in out, "a hint gave the answer away"
-    assert "too low" in out
+    assert "sums to 1" in out and "400" not in out.replace("(1, 400, 64)", ""), "a hint gave the answer away"
 
 
 def _small_hybrid(**kwargs):
@@ -316,15 +340,21 @@ def test_calibration_error(capsys):
     assert f"{expected_calibration_error(probabilities, labels):.3}"[2:] not in hint
 
 
-def test_weight_bytes(capsys):
-    from defectlib.cnn import refined_cnn
+def test_quantize_int8(capsys):
+    import numpy as np
 
-    n = refined_cnn().count_params()
-    assert exercises.weight_bytes(None) == exercises.NOT_ATTEMPTED
-    assert exercises.weight_bytes((4 * n, n)) == exercises.CORRECT
-    assert exercises.weight_bytes((4 * n, 4 * n)) == exercises.TRY_AGAIN
-    hint = capsys.readouterr().out.splitlines()[-1]
-    assert "8-bit size is too high" in hint and str(n) not in hint
+    def right(w):
+        scale = np.abs(w).max() / 127
+        return np.round(w / scale).astype(np.int8), scale
+
+    assert exercises.quantize_int8(None) == exercises.NOT_ATTEMPTED
+    assert exercises.quantize_int8(right) == exercises.CORRECT
+    assert exercises.quantize_int8(lambda w: (np.floor(w / right(w)[1]).astype(np.int8), right(w)[1])) \
+        == exercises.TRY_AGAIN                                                  # truncates instead of rounding
+    assert "nearest" in capsys.readouterr().out.splitlines()[-1]
+    assert exercises.quantize_int8(lambda w: (right(w)[0].astype(np.int16), right(w)[1])) == exercises.TRY_AGAIN
+    assert exercises.quantize_int8(lambda w: (right(w)[0], np.abs(w).max() / 128)) == exercises.TRY_AGAIN
+
 
 
 def test_cam_by_hand(capsys):
