@@ -27,5 +27,6 @@ Pipeline and evaluation
     inspection   lesson 5: the pointing game, calibration, LiteRT export
     plots        the figures the lessons share
 Exercises
-    exercises    the exercises' self-checks
+    selfcheck    how a self-check speaks: one verdict, a hint that never gives the answer away
+    exercises    the exercises' self-checks, one section per lesson
 """

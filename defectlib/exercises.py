@@ -1,8 +1,6 @@
-"""The exercises' self-checks: each prints one verdict, "correct", "not attempted" or "try again" with a hint.
+"""The exercises' self-checks, one section per lesson: expected answers come from the course's own code.
 
-Expected answers are computed from the course's own code, never typed in; hints never give the answer away.
-
->>> verdict = report(None, lambda answer: None)
+>>> _ = lenet_two_blocks(...)
 not attempted yet: fill in the attempt cell above, run it, then run the check again.
 """
 
@@ -11,62 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-
-
-class Verdict(str):
-    """A check's verdict: a plain string that Jupyter and Colab do not echo under the check's own message.
-
-    >>> Verdict("correct") == "correct"
-    True
-    """
-
-    def _ipython_display_(self) -> None:
-        pass
-
-
-CORRECT = Verdict("correct")
-NOT_ATTEMPTED = Verdict("not attempted")
-TRY_AGAIN = Verdict("try again")
-
-
-def attempted(answer: Any) -> bool:
-    """False while an answer is still the attempt cell's placeholder (``None`` or ``...``).
-
-    >>> attempted(None), attempted(...), attempted(0), attempted([None])
-    (False, False, True, True)
-    """
-    return answer is not None and answer is not Ellipsis
-
-
-def report(answer: Any, hint_for: Callable[[Any], str | None]) -> str:
-    """Print and return the verdict on ``answer``; ``hint_for(answer)`` is ``None`` when right, else a hint.
-
-    >>> report(5, lambda a: None if a == 2 + 2 else "add again")
-    try again: add again
-    'try again'
-    """
-    if not attempted(answer):
-        print("not attempted yet: fill in the attempt cell above, run it, then run the check again.")
-        return NOT_ATTEMPTED
-    try:
-        hint = hint_for(answer)
-    except Exception as error:  # noqa: BLE001 - any failure of the student's answer is a hint
-        hint = f"checking your answer raised {type(error).__name__}: {error}"
-    if hint is None:
-        print(CORRECT)
-        return CORRECT
-    print(f"{TRY_AGAIN}: {hint}")
-    return TRY_AGAIN
-
-
-def _compare(answer: float, expected: float, what: str, tolerance: float = 0.0) -> str | None:
-    """A hint for a number that should equal ``expected``: too high or too low, never the value."""
-    if abs(float(answer) - float(expected)) <= tolerance:
-        return None
-    return f"{what} is too {'high' if answer > expected else 'low'}."
-
-
-# Each lesson's checks go in its own section below: small, answer-free, tested in tests/test_exercise_checks.py.
+from defectlib.selfcheck import CORRECT, NOT_ATTEMPTED, TRY_AGAIN, attempted, compare, report  # noqa: F401
 
 # --------------------------------------------------------------------------- lesson 1: CNN from scratch
 
@@ -92,7 +35,7 @@ def class_means(answer: Any, images: Any, labels: Any) -> str:
         if means.max() <= 1 < expected.max():
             return "the pixels go from 0 to 255: average them as they are stored."
         wrong = next((k for k in range(len(expected)) if abs(means[k] - expected[k]) > 0.01), None)
-        return None if wrong is None else _compare(means[wrong], expected[wrong], f"the mean of class {wrong}")
+        return None if wrong is None else compare(means[wrong], expected[wrong], f"the mean of class {wrong}")
 
     return report(answer, hint)
 
@@ -105,15 +48,12 @@ def lenet_two_blocks(answer: Any) -> str:
     """
     def hint(count: Any) -> str | None:
         import keras
-
         from defectlib.cnn import lenet
 
         keras.backend.clear_session()
-        expected = lenet(filters=(32, 64)).count_params()
-        return _compare(count, expected, "your parameter count")
+        return compare(count, lenet(filters=(32, 64)).count_params(), "your parameter count")
 
     return report(answer, hint)
-
 
 
 def width_runs(runs: Any) -> str:
@@ -123,7 +63,6 @@ def width_runs(runs: Any) -> str:
     try again: train three models: widths (16, 32, 64), (16, 32, 64, 128), (16, 32, 64, 128, 256).
     """
     import keras
-
     from defectlib.cnn import refined_cnn
 
     all_widths = [(16, 32, 64), (16, 32, 64, 128), (16, 32, 64, 128, 256)]
@@ -174,14 +113,6 @@ def own_cnn(model: Any) -> str:
 
 # --------------------------------------------------------------------------- lesson 2: transfer learning
 
-
-def _nested_models(model) -> list:
-    """The models used as layers inside ``model`` (a pretrained base is one)."""
-    import keras
-
-    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, keras.Model)]
-
-
 def frozen_base(model, trainable_count: Any) -> str:
     """Lesson 2: the base inside ``model`` is frozen, the head trains, and ``trainable_count`` weights would change.
 
@@ -190,10 +121,11 @@ def frozen_base(model, trainable_count: Any) -> str:
     >>> _ = frozen_base(keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)]), 8)  # doctest: +ELLIPSIS
     try again: the base still has trainable weights: ...
     """
+    import keras
     import numpy as np
 
     def hint(count: Any) -> str | None:
-        bases = _nested_models(model)
+        bases = [layer for layer in getattr(model, "layers", []) if isinstance(layer, keras.Model)]
         if not bases:
             return "the model has no base network inside it: use the base model as one layer of the new model."
         if any(base.trainable_weights for base in bases):
@@ -208,22 +140,19 @@ def frozen_base(model, trainable_count: Any) -> str:
             return "that is the number of weight arrays (tensors); count the numbers inside them."
         if count != expected and count == model.count_params():
             return "that counts every weight of the model, frozen ones too; count only those fit would update."
-        return _compare(count, expected, "your count of trainable weights")
+        return compare(count, expected, "your count of trainable weights")
 
     return report(trainable_count, hint)
 
 
 def finetune_phases(counts: Any, model_path: Any) -> str:
-    """Lesson 2: the number of weights ``fit`` updates after ``unfreeze_top(model, 10)``, then after 20.
-
-    ``model_path`` is the saved model both phases start from.
+    """Lesson 2: the weights ``fit`` updates after ``unfreeze_top(model, 10)``, then 20, from the model saved at ``model_path``.
 
     >>> _ = finetune_phases([], "copy.keras")
     not attempted yet: fill in the attempt cell above, run it, then run the check again.
     """
     import keras
     import numpy as np
-
     from defectlib.transfer import unfreeze_top
 
     def hint(answer: Any) -> str | None:
@@ -241,7 +170,7 @@ def finetune_phases(counts: Any, model_path: Any) -> str:
                 return f"phase {phase}: that is the number of weight arrays; count the numbers inside them."
             if mine == total != right:
                 return f"phase {phase}: that counts frozen weights too; count only those fit updates."
-            wrong = _compare(mine, right, f"phase {phase}: your count")
+            wrong = compare(mine, right, f"phase {phase}: your count")
             if wrong:
                 return wrong + " Count after unfreeze_top, from model.trainable_weights."
         return None
@@ -250,7 +179,6 @@ def finetune_phases(counts: Any, model_path: Any) -> str:
 
 
 # --------------------------------------------------------------------------- lesson 3: vision transformers
-
 
 def attention_weights(weights: Any, image_size: tuple[int, int] = (200, 200), patch_size: int = 10) -> str:
     """Lesson 3: one head's attention weights over the tokens of one image cut into ``patch_size`` patches.
@@ -315,17 +243,6 @@ def hybrid_model(model: Any, num_layers: int = 2, hidden_dim: int = 64, num_clas
 
 # --------------------------------------------------------------------------- lesson 4: Severstal pipeline
 
-
-def _rle_test_masks(mask: Any = None) -> list:
-    """The masks an RLE encoder is tried on: the lesson's 4x4 example, empty, full, random runs, and ``mask``."""
-    import numpy as np
-
-    random_runs = (np.random.default_rng(4).random((6, 9)) < 0.4).astype(np.uint8)  # runs cross column ends
-    masks = [np.array([[0, 0, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0], [1, 0, 0, 1]], np.uint8),
-             np.zeros((3, 5), np.uint8), np.ones((3, 5), np.uint8), random_runs]
-    return masks + ([np.asarray(mask)] if mask is not None else [])
-
-
 def _rle_hint(encode: Callable, masks: list) -> str | None:
     from .rle import rle_encode
 
@@ -357,7 +274,12 @@ def rle_encoding(encode: Any, mask: Any = None) -> str:
     >>> _ = rle_encoding(rle_encode)
     correct
     """
-    masks = _rle_test_masks(mask)
+    import numpy as np
+
+    random_runs = (np.random.default_rng(4).random((6, 9)) < 0.4).astype(np.uint8)  # runs cross column ends
+    masks = [np.array([[0, 0, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0], [1, 0, 0, 1]], np.uint8),
+             np.zeros((3, 5), np.uint8), np.ones((3, 5), np.uint8), random_runs]
+    masks += [np.asarray(mask)] if mask is not None else []
     try:
         first = encode(masks[0].copy()) if callable(encode) else encode
     except Exception:  # noqa: BLE001 - a broken attempt is attempted: the hint reports the error
@@ -378,7 +300,6 @@ def class_thresholds(thresholds: Any, true_masks: Any, probabilities: Any, min_a
     correct
     """
     import numpy as np
-
     from .losses import kaggle_mean_dice
     from .pipeline import clean_masks
 
@@ -418,22 +339,11 @@ def gate_speedup(predicted: Any, gated: Any, every: Any) -> str:
     t_load, t_cls = every.seconds["load"] / n, gated.seconds["classify"] / n
     t_seg = (every.seconds["segment"] + every.seconds["postprocess"]) / n
     expected = (t_load + t_seg) / (t_load + t_cls + gated.n_segmented / n * t_seg)
-    return report(predicted, lambda answer: _compare(float(answer), expected, "your predicted speed-up",
+    return report(predicted, lambda answer: compare(float(answer), expected, "your predicted speed-up",
                                                       tolerance=0.01 * expected))
 
 
 # --------------------------------------------------------------------------- lesson 5: inspection
-
-
-def _random_cases(seed: int = 0, n: int = 200, classes: int = 4):
-    """Random probabilities and labels for the lesson-5 function checks."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(0, 2, (n, classes))
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return probabilities, rng.integers(0, classes, n)
-
 
 def cam_by_hand(cam) -> str:
     """Lesson 5: ``cam(features, kernel, c)`` is one image's class activation map for class ``c``, shape (h, w).
@@ -457,31 +367,36 @@ def cam_by_hand(cam) -> str:
     return report(cam, hint)
 
 
-def pointing_hit(hit) -> str:
-    """Lesson 5: ``hit(point, boxes)`` says whether the pixel ``(x, y)`` lies in one of the boxes.
+def hit_rate(rate: Any) -> str:
+    """Lesson 5: ``rate(peaks, boxes)`` is the share of images whose peak ``(x, y)`` lies in one of its own boxes.
 
-    >>> _ = pointing_hit(lambda point, boxes: True)
-    try again: a point outside every box counts as a hit.
+    >>> _ = hit_rate(lambda peaks, boxes: 1.0)  # doctest: +ELLIPSIS
+    try again: ...
     """
     import numpy as np
-
     from defectlib.inspection import inside_any
 
-    boxes = np.array([[10, 20, 50, 40], [60, 0, 80, 100]])
-    cases = [((30, 30), "a point inside a box"), ((55, 30), "a point outside every box"),
-             ((70, 90), "a point inside the second box"), ((50, 40), "a point on a box's corner (edges count)"),
-             ((30, 10), "a point above a box, inside its x range"), ((5, 30), "a point left of a box, inside its y range")]
+    rng = np.random.default_rng(7)
+    peaks = rng.integers(0, 100, (40, 2))
+    boxes = [np.sort(rng.integers(0, 100, (int(rng.integers(1, 4)), 2, 2)), axis=1).transpose(0, 2, 1).reshape(-1, 4)
+             for _ in peaks]
+    boxes[0] = np.array([[peaks[0][0], peaks[0][1], peaks[0][0] + 5, peaks[0][1] + 5]])  # a peak on a corner
+    boxes[1] = np.array([[0, 0, 1, 1]])
+    peaks[1] = boxes[2][0, :2]                     # inside another image's box only
 
     def hint(fn):
-        for point, what in cases:
-            got, expected = bool(fn(point, boxes)), inside_any(point, boxes)
-            if got != expected:
-                return f"{what} counts as {'a hit' if got else 'a miss'}."
-        if fn((30, 30), np.zeros((0, 4), int)):
-            return "an image without boxes cannot be hit."
+        got = float(fn(peaks.copy(), [b.copy() for b in boxes]))
+        expected = float(np.mean([inside_any(p, b) for p, b in zip(peaks, boxes)]))
+        if got > 1:
+            return "give the share of images hit, between 0 and 1, not their number."
+        if np.isclose(got, expected - 1 / len(peaks)):
+            return "a peak on a box's edge or corner is a hit: VOC boxes include their edges."
+        if not np.isclose(got, expected):
+            return ("compare each image's peak with that image's boxes only, and count an image once "
+                    "however many of its boxes it hits.")
         return None
 
-    return report(hit, hint)
+    return report(rate, hint)
 
 
 def calibration_error(ece) -> str:
@@ -490,13 +405,16 @@ def calibration_error(ece) -> str:
     >>> _ = calibration_error(lambda p, y: 0.0)  # doctest: +ELLIPSIS
     try again: your error is too low. ...
     """
+    import numpy as np
     from defectlib.inspection import expected_calibration_error
 
     def hint(fn):
         for seed in range(3):
-            probabilities, labels = _random_cases(seed)
-            off = _compare(float(fn(probabilities, labels)), expected_calibration_error(probabilities, labels),
-                           "your error", tolerance=1e-6)
+            rng = np.random.default_rng(seed)
+            logits = rng.normal(0, 2, (200, 4))
+            probabilities, labels = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), rng.integers(0, 4, 200)
+            off = compare(float(fn(probabilities, labels)), expected_calibration_error(probabilities, labels),
+                          "your error", tolerance=1e-6)
             if off:
                 return off + " Bin by the top probability, compare mean confidence and accuracy per bin, " \
                              "weight each bin by its share of the images."

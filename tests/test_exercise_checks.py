@@ -316,17 +316,26 @@ def test_gate_speedup_check(capsys):
 # --------------------------------------------------------------------------- lesson 5: inspection
 
 
-def test_pointing_hit(capsys):
+def test_hit_rate(capsys):
+    import numpy as np
+
     from defectlib.inspection import inside_any
 
-    assert exercises.pointing_hit(None) == exercises.NOT_ATTEMPTED
-    assert exercises.pointing_hit(inside_any) == exercises.CORRECT
+    def right(peaks, boxes):
+        return float(np.mean([inside_any(p, b) for p, b in zip(peaks, boxes)]))
 
-    def strict(point, boxes):  # edges not counted
-        return any(b[0] < point[0] < b[2] and b[1] < point[1] < b[3] for b in boxes)
+    def strict(peaks, boxes):  # edges not counted
+        return float(np.mean([any(b[0] < p[0] < b[2] and b[1] < p[1] < b[3] for b in bs)
+                              for p, bs in zip(peaks, boxes)]))
 
-    assert exercises.pointing_hit(strict) == exercises.TRY_AGAIN
-    assert "edges" in capsys.readouterr().out.splitlines()[-1]
+    assert exercises.hit_rate(None) == exercises.NOT_ATTEMPTED
+    assert exercises.hit_rate(right) == exercises.CORRECT
+    assert exercises.hit_rate(strict) == exercises.TRY_AGAIN
+    assert "edge" in capsys.readouterr().out.splitlines()[-1]
+    assert exercises.hit_rate(lambda p, b: float(np.mean([any(inside_any(q, x) for x in b) for q in p]))) \
+        == exercises.TRY_AGAIN                                          # any image's boxes
+    assert exercises.hit_rate(lambda p, b: len(p) * right(p, b)) == exercises.TRY_AGAIN    # a count
+    assert "between 0 and 1" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_calibration_error(capsys):
@@ -335,7 +344,9 @@ def test_calibration_error(capsys):
     assert exercises.calibration_error(...) == exercises.NOT_ATTEMPTED
     assert exercises.calibration_error(expected_calibration_error) == exercises.CORRECT
     assert exercises.calibration_error(lambda p, y: 2 * expected_calibration_error(p, y)) == exercises.TRY_AGAIN
-    probabilities, labels = exercises._random_cases(0)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (200, 4))
+    probabilities, labels = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), rng.integers(0, 4, 200)
     hint = capsys.readouterr().out.splitlines()[-1]
     assert f"{expected_calibration_error(probabilities, labels):.3}"[2:] not in hint
 
