@@ -280,7 +280,8 @@ def caveat(synthetic: bool, weights: bool = True, images: int | None = None) -> 
              "fast mode: a small subset and few epochs": current().fast,
              f"only {images} images scored": images is not None and images < 100}
     if any(notes.values()):
-        print("CAVEAT: " + "; ".join(note for note, on in notes.items() if on) + ". These numbers are not results.")
+        text = "CAVEAT: " + "; ".join(note for note, on in notes.items() if on) + ". These numbers are not results."
+        print(textwrap.fill(text, 88))  # short lines: an output box hides what is past its width
 
 
 def banner(*lines: str) -> None:
@@ -293,7 +294,7 @@ def banner(*lines: str) -> None:
     ==============================================================================
     """
     bar = "=" * 78
-    print("\n".join([bar, *lines, bar]), flush=True)
+    print("\n".join([bar, *(textwrap.fill(line, 78) for line in lines), bar]), flush=True)
 
 
 def write_complete(out: str | Path, write: Callable[[Path], None], marker: str) -> Path:
@@ -354,7 +355,7 @@ def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
         try:
             model = build("imagenet")
         except Exception as error:  # noqa: BLE001 - any failure to fetch weights is handled below
-            reason = f"{type(error).__name__}: {str(error)[:200]}"
+            reason = f"{type(error).__name__}: {textwrap.shorten(str(error), 200, placeholder=' ...')}"
         else:
             print(f"Pretrained weights: {what}, loaded (downloaded, or from the local cache).", flush=True)
             return model, True

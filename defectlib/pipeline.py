@@ -204,6 +204,16 @@ def _input_size(model, given: tuple[int, int] | None) -> tuple[int, int] | None:
     return None
 
 
+def _progress_bar(dataset_or_count, show: bool, unit: str = "batch"):
+    """A ``keras.utils.Progbar`` over a dataset's batches (or a count), or ``None`` when not shown."""
+    if not show:
+        return None
+    import keras
+
+    n = dataset_or_count if isinstance(dataset_or_count, int) else int(dataset_or_count.cardinality())
+    return keras.utils.Progbar(n if n >= 0 else None, unit_name=unit)
+
+
 def _call(model, x: np.ndarray) -> np.ndarray:
     predict = getattr(model, "predict_on_batch", None)
     return np.asarray(predict(x) if predict is not None else model(x))
@@ -221,7 +231,7 @@ def warm_up(model, input_size: tuple[int, int], batch_sizes: Sequence[int] = (8,
         _call(model, np.zeros((n, *input_size, 3), np.float32))
 
 
-def classifier_scores(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+def classifier_scores(model, dataset, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Labels and scores of a classifier over a dataset of ``(images, labels)``, aligned, in one pass.
 
     >>> import tensorflow as tf
@@ -229,16 +239,19 @@ def classifier_scores(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     >>> classifier_scores(lambda b: np.full((len(b), 1), 0.5), ds)[0].tolist()
     [0, 0, 1, 1]
     """
-    labels, scores = [], []
+    labels, scores, bar = [], [], _progress_bar(dataset, progress)
     for images, y in dataset:
         scores.append(_call(model, np.asarray(images)).reshape(len(y), -1)[:, 0])
         labels.append(np.asarray(y))
+        if bar:
+            bar.add(1)
     if not labels:
         raise ValueError("the dataset is empty")
     return np.concatenate(labels).astype(int), np.concatenate(scores)
 
 
-def predict_segmentation(model, dataset, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict_segmentation(model, dataset, limit: int | None = None,
+                         progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """True masks (uint8) and predicted probabilities (float32) of at most ``limit`` images, in one pass.
 
     >>> import tensorflow as tf
@@ -246,11 +259,14 @@ def predict_segmentation(model, dataset, limit: int | None = None) -> tuple[np.n
     >>> predict_segmentation(lambda x: np.full((len(x), 2, 2, 4), 0.2), ds, limit=2)[1].shape
     (2, 2, 2, 4)
     """
-    truth, probabilities, n = [], [], 0
+    truth, probabilities, n, bar = [], [], 0, _progress_bar(dataset, progress and limit is None)
+    bar = bar or _progress_bar(limit, progress and limit is not None, unit="image")
     for images, masks in dataset:
         truth.append(np.asarray(masks).astype(np.uint8))
         probabilities.append(_call(model, np.asarray(images)).astype(np.float32))
         n += len(truth[-1])
+        if bar:
+            bar.update(n if limit is not None else len(probabilities))
         if limit is not None and n >= limit:
             break
     if not truth:
@@ -297,6 +313,7 @@ class TwoStageSettings:
     mask_threshold, min_area, min_component : the settings of :func:`clean_masks`, in pixels of ``out_shape``.
     out_shape : the size of the image files and of the predicted masks.
     include_empty : write an empty row for every (image, class) without a mask.
+    progress : show a progress bar over the images.
 
     >>> import dataclasses
     >>> dataclasses.replace(TwoStageSettings(threshold=0.3), min_area=200).min_area
@@ -314,6 +331,7 @@ class TwoStageSettings:
     min_component: int | Sequence[int] = 0
     out_shape: tuple[int, int] = SEVERSTAL_SHAPE
     include_empty: bool = False
+    progress: bool = False
 
     @property
     def read_size(self) -> int:
@@ -385,13 +403,13 @@ def predict_two_stage(image_ids: Sequence[str], classifier: Callable | None, seg
     _check_inputs(ids, classifier, s, images_dir, images)
     cls_size, seg_size = _input_size(classifier, s.classifier_size), _input_size(segmenter, s.segmenter_size)
     seconds = dict.fromkeys(["load", "classify", "segment", "postprocess"], 0.0)
-    scores = np.full(len(ids), np.nan) if s.gate else None
-    queue = _SegmentQueue(segmenter, s, seconds)
+    scores, queue = np.full(len(ids), np.nan) if s.gate else None, _SegmentQueue(segmenter, s, seconds)
     # files are read straight at the size of the network(s) that will see every one of them
     direct = (cls_size if s.gate else seg_size) if images_dir is not None and (
         not s.gate or cls_size == seg_size) else None
     if direct is not None:
         load_severstal_images(images_dir, [], direct, s.out_shape)   # builds the reader before the clock starts
+    bar = _progress_bar(len(ids), s.progress, unit="image")
     start_all = time.perf_counter()
     for start in range(0, len(ids), s.read_size):
         batch_ids, tick = ids[start:start + s.read_size], time.perf_counter()
@@ -411,10 +429,12 @@ def predict_two_stage(image_ids: Sequence[str], classifier: Callable | None, seg
             sent = resized[chosen] if same else resize_images(np.asarray(batch)[chosen], seg_size)
             seconds["segment"] += time.perf_counter() - tick
             queue.add([batch_ids[i] for i in chosen], sent)
+        if bar:
+            bar.add(len(batch_ids))
     if queue.images:
         queue.segment(len(queue.images))
     seconds["total"] = time.perf_counter() - start_all
     if not s.gate:
         seconds.pop("classify")
-    table = merge_tables(queue.frames, ids, s.include_empty)
-    return table, TwoStageStats(len(ids), queue.segmented, scores, seconds, s.gate)
+    return merge_tables(queue.frames, ids, s.include_empty), TwoStageStats(len(ids), queue.segmented, scores,
+                                                                            seconds, s.gate)

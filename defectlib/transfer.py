@@ -43,9 +43,11 @@ def head_model(model):
 def extract(extractor, dataset):
     # One pass: each batch's features next to that batch's labels (see the callout on shuffled sets).
     features, labels = [], []
+    progress = keras.utils.Progbar(max(int(dataset.cardinality()), 0) or None, unit_name="batch")
     for images, y in dataset:
         features.append(extractor.predict_on_batch(images))
         labels.append(y.numpy())
+        progress.add(1)
     return np.concatenate(features), np.concatenate(labels)
 
 
