@@ -61,8 +61,8 @@ def markdown_words(notebook: Path) -> list[int]:
     return [len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown"]
 
 
-# Lesson 4 is still over the budget (5,197 words): issue 31 stays open until it is cut to it.
-OVER_BUDGET = {"04_severstal_pipeline"}
+# Lessons still over the budget (strict xfail: a lesson cut to it must leave the set). Lesson 4 was cut (issue 31).
+OVER_BUDGET: set[str] = set()
 
 
 @pytest.mark.parametrize("notebook", [pytest.param(n, marks=pytest.mark.xfail(
