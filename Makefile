@@ -14,7 +14,7 @@ export MPLBACKEND ?= Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # TensorFlow's oneDNN CPU kernels, which it turns on by itself only on CPUs with AVX512-VNNI, AVX512-BF16,
 # AVX-VNNI or AMX: on the 2-core AVX2 machines of CI, lesson 1's CNN trains in about 62 % of the time with them
-# (benchmarks/neu_cnn.py; lesson 1, 'Speed on a CPU'). The notebooks and benchmarks set it themselves too.
+# (benchmarks/neu_cnn.py; the setup page, 'Speed on a CPU'). The notebooks and benchmarks set it themselves too.
 export TF_ENABLE_ONEDNN_OPTS ?= 1
 
 # make test-colab: a second environment with Google Colab's package versions (inside _build/).

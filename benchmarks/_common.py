@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-# TensorFlow's oneDNN CPU kernels, as the notebooks ask for them (lesson 1, 'Speed on a CPU'); read once, when
+# TensorFlow's oneDNN CPU kernels, as the notebooks ask for them (the setup page, 'Speed on a CPU'); read once, when
 # TensorFlow loads, so before any script imports it. TF_ENABLE_ONEDNN_OPTS=0 measures without them.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

@@ -10,7 +10,7 @@ the 360 test images:
   point (the boxes' share of the area); goal: well above both;
 - calibration: expected calibration error (10 bins) before and after temperature
   scaling fitted on validation; goal after <= 2 %;
-- export with ``model.export(format="litert")`` (float32, and 8-bit weights and
+- export with ``defectlib.inspection.export_litert``, as lesson 5 does (float32, and 8-bit weights and
   activations quantised on 200 training images), run with the ``ai-edge-litert``
   interpreter: agreement with Keras (goal float32 >= 99.9 %), accuracy lost by the
   8-bit model (goal <= 0.5 points), file sizes (goal 8-bit <= 1/3 of the ``.keras``
@@ -103,13 +103,14 @@ def export(model, data) -> tuple[Path, Path, dict[str, int]]:
     import numpy as np
     import tensorflow as tf
 
+    from defectlib import inspection as ins
     from defectlib.config import settings
     from defectlib.neu import neu_arrays
 
     folder = Path(tempfile.mkdtemp())
     keras_file, f32_file, q_file = folder / "model.keras", folder / "float32.tflite", folder / "int8.tflite"
     model.save(keras_file)
-    model.export(str(f32_file), format="litert", verbose=False)
+    ins.export_litert(model, f32_file)  # as the lesson exports
     x_train, _ = neu_arrays(data, "train")
     rng = np.random.default_rng(settings().seed)
     sample = x_train[rng.choice(len(x_train), min(REPRESENTATIVE, len(x_train)), replace=False)].astype("float32")
@@ -118,8 +119,7 @@ def export(model, data) -> tuple[Path, Path, dict[str, int]]:
         for image in sample:
             yield [image[None]]
 
-    model.export(str(q_file), format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT],
-                 representative_dataset=representative)
+    ins.export_litert(model, q_file, optimizations=[tf.lite.Optimize.DEFAULT], representative_dataset=representative)
     return f32_file, q_file, {f.name: f.stat().st_size for f in (keras_file, f32_file, q_file)}
 
 
