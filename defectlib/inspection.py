@@ -163,8 +163,14 @@ def export_litert(model, path: str | Path, optimizations: list | None = None,
     converter.optimizations = list(optimizations or [])
     if representative_dataset is not None:
         converter.representative_dataset = representative_dataset
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # the converter logs "INFO:tensorflow:Assets written to: /tmp/..." otherwise
+    try:
+        flatbuffer = converter.convert()
+    finally:
+        logger.setLevel(level)
     path = Path(path)
-    path.write_bytes(converter.convert())
+    path.write_bytes(flatbuffer)
     return path
 
 
