@@ -91,3 +91,29 @@ def test_no_ci_plumbing_in_front_of_a_student(notebook):
         assert "remove-cell" in meta.get("tags", []), f"{notebook.name} cell {i}: on the site (tag it remove-cell)"
         assert source.startswith("#@title") and meta.get("cellView") == "form", f"{notebook.name} cell {i}: in Colab"
         assert meta.get("jupyter", {}).get("source_hidden"), f"{notebook.name} cell {i}: in Jupyter"
+
+
+def _cells(notebook: Path) -> list[dict]:
+    return json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_lesson_says_up_front_what_it_trains_how_long_and_how_to_run_it_quickly(notebook):
+    """Within its first four cells, before anything trains: the box of issue 32 (CONTRIBUTING.md, Notebooks)."""
+    boxes = ["".join(c["source"]) for c in _cells(notebook)[:4] if c["cell_type"] == "markdown"
+             and "".join(c["source"]).startswith(":::{callout} Before you start")]
+    assert len(boxes) == 1, f"{notebook.name}: no 'Before you start' box in the first four cells"
+    for part in ("**What it trains:**", "**How long:**", "`%env DEFECTLIB_FAST=1`"):
+        assert part in boxes[0], f"{notebook.name}: the box does not say {part}"
+    timed = re.search(r"full mode took [\d.]+ minutes on 2 [\w-]+ CPU cores \(`python benchmarks/lesson_times\.py\s+"
+                      r"--lessons (\d)`\)", boxes[0])
+    assert timed is None or int(timed.group(1)) == int(notebook.name[:2]), "the box quotes another lesson's command"
+    assert timed or "not yet timed" in boxes[0], f"{notebook.name}: a time without its command"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_note_on_colon_boxes_shows_only_where_it_is_true(notebook):
+    """In Colab and Jupyter ':::{...}' shows as plain text; on the site it renders, so the note is removed there."""
+    notes = [c for c in _cells(notebook) if c["cell_type"] == "markdown" and "plain text" in "".join(c["source"])
+             and ":::{...}" in "".join(c["source"])]
+    assert len(notes) == 1 and "remove-cell" in notes[0]["metadata"].get("tags", []), notebook.name
