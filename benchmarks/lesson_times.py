@@ -2,12 +2,15 @@
 
 Each notebook runs top to bottom in a fresh kernel (nbclient, like "Run all" in Jupyter or Colab) with
 ``DEFECTLIB_FAST=0`` and the real NEU images of the shared data (``DEFECTLIB_NEU_DIR``). A lesson whose
-other needs (pretrained weights, the Severstal data) this machine cannot meet is skipped and says why.
+other needs (pretrained weights, the Severstal data) this machine cannot meet is skipped and says why;
+``--stand-in-weights`` gives lessons 2 and 3 random weights in the real architectures (``DEFECTLIB_WEIGHTS_DIR``):
+a pass takes as long whatever the values, so their times count and their accuracies mean nothing.
 The budgets (issue 32) are for 2 AVX2 cores, where the seed LeNet's epoch takes 114 s; on another CPU
 they scale by the seed LeNet's epoch time there, which this script measures first (``--no-scale`` skips it).
 
     python benchmarks/lesson_times.py                  # every lesson it can run here
     python benchmarks/lesson_times.py --lessons 1 5    # some of them
+    python benchmarks/lesson_times.py --stand-in-weights --lessons 2 3
 
 The executed notebooks are written to a temporary folder, never into the repository.
 """
@@ -113,6 +116,23 @@ def lenet_epoch_seconds() -> float:
     return time.perf_counter() - start
 
 
+def stand_in_weights(folder: Path) -> Path:
+    """Random weights of the real architectures, saved where ``DEFECTLIB_WEIGHTS_DIR`` looks: for timing only."""
+    import keras
+    import keras_hub
+
+    from defectlib.config import weights_file
+    from defectlib.vit_tools import VIT_PRESET
+
+    for name, build in [("mobilenet_v2", keras.applications.MobileNetV2), ("resnet50_v2", keras.applications.ResNet50V2),
+                        ("resnet50", keras.applications.ResNet50)]:
+        base = build(include_top=False, weights=None, input_shape=(224, 224, 3))
+        base.save_weights(folder / weights_file(name).replace(".h5", ".weights.h5"))
+    keras_hub.models.ViTBackbone(image_shape=(224, 224, 3), patch_size=16, num_layers=12, num_heads=12, hidden_dim=768,
+                                 mlp_dim=3072, name="vit_backbone").save_to_preset(folder / VIT_PRESET)   # ViT-B/16
+    return folder
+
+
 def report(rows: list[dict], scale: float | None) -> None:
     """One line per lesson against its budget, then each lesson's slowest cells."""
     print(f"\n{'lesson':<28} {'wall time':>10} {'budget here':>12}  verdict")
@@ -136,6 +156,8 @@ def main() -> None:
     parser.add_argument("--lessons", nargs="*", default=[], help="lesson numbers, e.g. 1 5 (default: all)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may take")
     parser.add_argument("--no-scale", action="store_true", help="do not measure the seed LeNet's epoch")
+    parser.add_argument("--stand-in-weights", action="store_true",
+                        help="random weights of the real architectures for lessons 2 and 3: times only")
     args = parser.parse_args()
     os.environ.update(DEFECTLIB_FAST="0", DEFECTLIB_NEU_DIR=str(neu_root()), TF_CPP_MIN_LOG_LEVEL="2")
     print(f"CPU: {cpu_model()}; {machine_load()}")
@@ -146,6 +168,10 @@ def main() -> None:
         print(f"seed LeNet epoch here: {epoch:.1f} s (reference {REFERENCE_LENET_EPOCH:.0f} s): budgets x {scale:.2f}")
     chosen = [p for p in LESSONS if not args.lessons or any(p.name.startswith(f"{int(n):02d}") for n in args.lessons)]
     out_dir = Path(tempfile.mkdtemp(prefix="lesson-times-"))
+    if args.stand_in_weights:
+        folder = stand_in_weights(Path(tempfile.mkdtemp(prefix="stand-in-weights-")))
+        os.environ["DEFECTLIB_WEIGHTS_DIR"] = str(folder)
+        print(f"STAND-IN weights in {folder}: random values in the real architectures; times count, accuracies do not")
     rows = []
     for path in chosen:
         name, reason = path.stem, why_not_here(lesson_needs(path))

@@ -236,7 +236,7 @@ def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreez
 
 def train_imagenet_cnns(run: Run) -> None:
     """Lesson 2: MobileNetV2 (head only) and ResNet50V2 (head, then its last residual block), in RGB."""
-    from defectlib.config import pretrained, seed_everything
+    from defectlib.config import pretrained, seed_everything, weights_file
     from defectlib.transfer import transfer_model, unfreeze_top
 
     rgb = None
@@ -251,7 +251,7 @@ def train_imagenet_cnns(run: Run) -> None:
             return transfer_model(name, image_size=TRANSFER_SIZE, input_shape=(200, 200, 3), weights=weights)
 
         try:
-            model, real = pretrained(build, f"{name} ImageNet weights")
+            model, real = pretrained(build, f"{name} ImageNet weights", file=weights_file(name, TRANSFER_SIZE[0]))
         except RuntimeError as error:
             print(f"{name}: no ImageNet weights here ({str(error)[:120]}...): random weights, no accuracy")
             model, real = build(None), False

@@ -6,6 +6,7 @@
 ``DEFECTLIB_SEVERSTAL_DIR``: folder holding the Severstal files (``train_images/``, ``train.csv``).
 ``DEFECTLIB_DATA_HOME``: where generated data and outputs go (default ``~/.cache/defectlib``).
 ``DEFECTLIB_OFFLINE``: ``1`` skips every download.
+``DEFECTLIB_WEIGHTS_DIR``: pretrained weights to use instead of downloading them (:func:`weights_file` names them).
 
 A lesson decides its mode once with :func:`start_lesson`; helpers read it through :func:`current`.
 """
@@ -66,6 +67,7 @@ class Settings:
     severstal_dir: Path | None
     data_home: Path
     offline: bool
+    weights_dir: Path | None = None  # DEFECTLIB_WEIGHTS_DIR: weights files and KerasHub presets, no download
     demo_reason: str = ""  # set when fast mode was chosen because the real data or weights are missing
 
     @property
@@ -96,6 +98,7 @@ class Settings:
             f"NEU folder: {self.neu_dir or '(not set)'}\n"
             f"Severstal folder: {self.severstal_dir or '(not set)'}\n"
             f"data home: {self.data_home}\noffline: {self.offline}"
+            + (f"\nweights folder: {self.weights_dir}" if self.weights_dir else "")
         )
 
 
@@ -120,9 +123,11 @@ def settings(needs: Iterable[str] | None = None) -> Settings:
     except ValueError:
         raise ValueError(f"DEFECTLIB_SEED={seed_text!r}: expected a whole number") from None
     neu_dir, severstal_dir = _folder("DEFECTLIB_NEU_DIR"), _folder("DEFECTLIB_SEVERSTAL_DIR")
-    offline = _flag("DEFECTLIB_OFFLINE")
+    offline, weights_dir = _flag("DEFECTLIB_OFFLINE"), _folder("DEFECTLIB_WEIGHTS_DIR")
+    if weights_dir is not None and not weights_dir.is_dir():
+        raise ValueError(f"DEFECTLIB_WEIGHTS_DIR={weights_dir}: not a folder")
     if os.environ.get("DEFECTLIB_FAST", "").strip().lower() in ("", "auto"):
-        demo_reason = _missing(needs, neu_dir, severstal_dir, offline)
+        demo_reason = _missing(needs, neu_dir, severstal_dir, offline, weights_dir)
         fast = bool(demo_reason)
     else:
         fast, demo_reason = _flag("DEFECTLIB_FAST"), ""
@@ -133,12 +138,13 @@ def settings(needs: Iterable[str] | None = None) -> Settings:
         severstal_dir=severstal_dir,
         data_home=_folder("DEFECTLIB_DATA_HOME") or Path.home() / ".cache" / "defectlib",
         offline=offline,
+        weights_dir=weights_dir,
         demo_reason=demo_reason,
     )
 
 
 def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: Path | None,
-             offline: bool) -> str:
+             offline: bool, weights_dir: Path | None = None) -> str:
     """Why the real lesson cannot run here, or ``""`` when it can."""
     needs = None if needs is None else tuple(needs)
     unknown = set(needs or ()) - set(NEEDS)
@@ -149,7 +155,7 @@ def _missing(needs: Iterable[str] | None, neu_dir: Path | None, severstal_dir: P
         if neu_dir or severstal_dir or not problem:
             return ""
         return f"no data folder is set (DEFECTLIB_NEU_DIR, DEFECTLIB_SEVERSTAL_DIR) and {problem}"
-    folders = {"neu": neu_dir, "severstal": severstal_dir}
+    folders = {"neu": neu_dir, "severstal": severstal_dir, "imagenet": weights_dir, "preset": weights_dir}
     reasons, problems = [], []
     for need in needs:
         if folders.get(need):
@@ -338,8 +344,35 @@ def write_complete(out: str | Path, write: Callable[[Path], None], marker: str) 
     return out
 
 
-def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
+KERAS_WEIGHTS_FILES = {
+    "mobilenet_v2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+    "resnet50_v2": "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+
+
+def weights_file(network: str, size: int = 224) -> str:
+    """The name Keras gives the ImageNet weights of a ``keras.applications`` base (no top) in ``~/.keras/models``.
+
+    >>> weights_file("mobilenet_v2", 96), weights_file("mobilenet_v2", 200)
+    ('mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5', 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5')
+    """
+    return KERAS_WEIGHTS_FILES[network].format(size=size if size in (96, 128, 160, 192, 224) else 224)
+
+
+def _local_weights(folder: Path, file: str, what: str) -> Path:
+    """``folder/file``, or the same name saved by Keras 3 (``.weights.h5``); a clear error when neither is there."""
+    for candidate in (folder / file, folder / f"{Path(file).stem}.weights.h5"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{what}: DEFECTLIB_WEIGHTS_DIR={folder} has no {file}. Copy it there (Keras keeps "
+                            "the weights it downloaded in ~/.keras/models), or unset DEFECTLIB_WEIGHTS_DIR.")
+
+
+def pretrained(build: Callable[[str | None], T], what: str, file: str | None = None) -> tuple[T, bool]:
     """Build a model with ``build("imagenet")``, falling back to ``build(None)`` in fast mode; return ``(model, real)``.
+
+    With ``DEFECTLIB_WEIGHTS_DIR`` set, ``build`` gets the path of ``file`` in that folder instead: no download.
 
     >>> import os
     >>> saved = dict(os.environ)
@@ -351,6 +384,10 @@ def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
     >>> os.environ.clear(); os.environ.update(saved)
     """
     cfg = current()
+    if cfg.weights_dir is not None and file is not None:
+        local = _local_weights(cfg.weights_dir, file, what)
+        print(f"Pretrained weights: {what}, from {local}.", flush=True)
+        return build(str(local)), True
     if not cfg.offline:
         try:
             model = build("imagenet")
@@ -362,7 +399,7 @@ def pretrained(build: Callable[[str | None], T], what: str) -> tuple[T, bool]:
     else:
         reason = "DEFECTLIB_OFFLINE=1, so no download was tried"
     how = ("Run with internet access once (the weights are then cached in ~/.keras/models or "
-           "the KerasHub/Kaggle cache), or copy the cached weight files to this machine.")
+           "the KerasHub/Kaggle cache), or copy those files into a folder named by DEFECTLIB_WEIGHTS_DIR.")
     if not cfg.fast:
         raise RuntimeError(f"Could not load the pretrained weights for {what} ({reason}). {how} "
                            "Or run the lesson as a demo with random weights: set DEFECTLIB_FAST=1, or leave "

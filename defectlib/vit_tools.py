@@ -124,14 +124,14 @@ def pretrained_vit(num_classes: int = 6, input_shape: tuple[int, int, int] = (20
     def build(weights):
         if weights is None:
             backbone = keras_hub.models.ViTBackbone(**SMALL_VIT_CONFIG, name="vit_backbone")
-        else:
-            backbone = keras_hub.models.ViTBackbone.from_preset(preset)
+        else:  # "imagenet": the preset by name; else a local preset folder (DEFECTLIB_WEIGHTS_DIR)
+            backbone = keras_hub.models.ViTBackbone.from_preset(preset if weights == "imagenet" else weights)
         return vit_classifier(backbone, num_classes, input_shape, dropout,
                               name="vit_pretrained" if weights else "vit_random_small")
 
     if Path(preset).is_dir():
         return build(str(preset)), True
-    return pretrained(build, f"the KerasHub ViT preset {preset!r}")
+    return pretrained(build, f"the KerasHub ViT preset {preset!r}", file=preset)
 
 
 def vit_backbone(model):

@@ -15,6 +15,7 @@ from defectlib.config import pretrained
 def env(monkeypatch, tmp_path):
     """No DEFECTLIB_* or Kaggle settings, no credentials file, and a network that answers."""
     for name in ("DEFECTLIB_FAST", "DEFECTLIB_NEU_DIR", "DEFECTLIB_SEVERSTAL_DIR", "DEFECTLIB_OFFLINE",
+                 "DEFECTLIB_WEIGHTS_DIR",
                  "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle"))

@@ -68,6 +68,7 @@ def test_the_mode_and_the_helpers_agree(monkeypatch, folders, capsys, lesson, fo
     neu_dir, severstal_dir, home = folders
     needs = LESSONS[lesson]
     for name in ("DEFECTLIB_FAST", "DEFECTLIB_NEU_DIR", "DEFECTLIB_SEVERSTAL_DIR", "DEFECTLIB_OFFLINE",
+                 "DEFECTLIB_WEIGHTS_DIR",
                  "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DEFECTLIB_DATA_HOME", str(home))
