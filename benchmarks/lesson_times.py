@@ -121,15 +121,14 @@ def stand_in_weights(folder: Path) -> Path:
     import keras
     import keras_hub
 
-    from defectlib.config import weights_file
-    from defectlib.vit_tools import VIT_PRESET
+    from defectlib.config import keras3_name, weights_file
+    from defectlib.vit_tools import VIT_B16_CONFIG, VIT_PRESET
 
     for name, build in [("mobilenet_v2", keras.applications.MobileNetV2), ("resnet50_v2", keras.applications.ResNet50V2),
                         ("resnet50", keras.applications.ResNet50)]:
         base = build(include_top=False, weights=None, input_shape=(224, 224, 3))
-        base.save_weights(folder / weights_file(name).replace(".h5", ".weights.h5"))
-    keras_hub.models.ViTBackbone(image_shape=(224, 224, 3), patch_size=16, num_layers=12, num_heads=12, hidden_dim=768,
-                                 mlp_dim=3072, name="vit_backbone").save_to_preset(folder / VIT_PRESET)   # ViT-B/16
+        base.save_weights(folder / keras3_name(weights_file(name)))
+    keras_hub.models.ViTBackbone(**VIT_B16_CONFIG, name="vit_backbone").save_to_preset(folder / VIT_PRESET)
     return folder
 
 

@@ -287,7 +287,7 @@ def caveat(synthetic: bool, weights: bool = True, images: int | None = None) -> 
              f"only {images} images scored": images is not None and images < 100}
     if any(notes.values()):
         text = "CAVEAT: " + "; ".join(note for note, on in notes.items() if on) + ". These numbers are not results."
-        print(textwrap.fill(text, 88))  # short lines: an output box hides what is past its width
+        print(textwrap.fill(text, 88, break_long_words=False, break_on_hyphens=False))  # short lines: an output box hides what is past its width
 
 
 def banner(*lines: str) -> None:
@@ -300,7 +300,8 @@ def banner(*lines: str) -> None:
     ==============================================================================
     """
     bar = "=" * 78
-    print("\n".join([bar, *(textwrap.fill(line, 78) for line in lines), bar]), flush=True)
+    lines = [textwrap.fill(line, 78, break_long_words=False, break_on_hyphens=False) for line in lines]  # paths whole
+    print("\n".join([bar, *lines, bar]), flush=True)
 
 
 def write_complete(out: str | Path, write: Callable[[Path], None], marker: str) -> Path:
@@ -360,9 +361,18 @@ def weights_file(network: str, size: int = 224) -> str:
     return KERAS_WEIGHTS_FILES[network].format(size=size if size in (96, 128, 160, 192, 224) else 224)
 
 
+def keras3_name(file: str) -> str:
+    """The name Keras 3 requires to save weights under ``file``'s name (``model.save_weights`` wants ``.weights.h5``).
+
+    >>> keras3_name(weights_file("resnet50"))
+    'resnet50_weights_tf_dim_ordering_tf_kernels_notop.weights.h5'
+    """
+    return f"{Path(file).stem}.weights.h5"
+
+
 def _local_weights(folder: Path, file: str, what: str) -> Path:
-    """``folder/file``, or the same name saved by Keras 3 (``.weights.h5``); a clear error when neither is there."""
-    for candidate in (folder / file, folder / f"{Path(file).stem}.weights.h5"):
+    """``folder/file``, or the same name saved by Keras 3 (:func:`keras3_name`); a clear error when neither is there."""
+    for candidate in (folder / file, folder / keras3_name(file)):
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"{what}: DEFECTLIB_WEIGHTS_DIR={folder} has no {file}. Copy it there (Keras keeps "

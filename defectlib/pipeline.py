@@ -19,8 +19,6 @@ from .images import load_severstal_images, resize_images
 from .submission import merge_tables, submission_table
 from .rle import SEVERSTAL_SHAPE
 
-CLASSES = (1, 2, 3, 4)
-
 # ---- stage 1: the decision threshold
 
 
@@ -266,7 +264,7 @@ def predict_segmentation(model, dataset, limit: int | None = None,
         probabilities.append(_call(model, np.asarray(images)).astype(np.float32))
         n += len(truth[-1])
         if bar:
-            bar.update(n if limit is not None else len(probabilities))
+            bar.update(min(n, limit) if limit is not None else len(probabilities))
         if limit is not None and n >= limit:
             break
     if not truth:

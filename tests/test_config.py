@@ -54,3 +54,12 @@ def test_seed_everything_makes_numpy_repeatable(clean_env):
     first = np.random.rand(3)
     seed_everything(11)
     assert np.array_equal(first, np.random.rand(3))
+
+
+def test_banners_wrap_long_lines_but_never_break_a_path(capsys):
+    from defectlib.config import banner
+
+    path = "/home/student/.cache/defectlib/synthetic/severstal-800-seed0-with-a-long-name/train_images"
+    banner(f"Using: the synthetic stand-in in {path}, made because no data folder was set and no download worked")
+    out = capsys.readouterr().out
+    assert path in out and max(len(line) for line in out.splitlines()) <= 78 + len(path)

@@ -87,6 +87,10 @@ def test_own_cnn(capsys):
     assert "not trained yet" in capsys.readouterr().out.splitlines()[-1]
     model.fit(np.zeros((2, 200, 200, 1)), np.zeros(2), epochs=1, verbose=0)
     assert exercises.own_cnn(model) == exercises.CORRECT
+    as_object = cnn()                                                            # the loss as a Keras object
+    as_object.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    as_object.fit(np.zeros((2, 200, 200, 1)), np.zeros(2), epochs=1, verbose=0)
+    assert exercises.own_cnn(as_object) == exercises.CORRECT
     assert exercises.own_cnn(cnn(second=64)) == exercises.TRY_AGAIN
     assert "16 then 32" in capsys.readouterr().out.splitlines()[-1]
 

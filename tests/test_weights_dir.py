@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from defectlib import config
-from defectlib.config import pretrained, settings, start_lesson, weights_file
+from defectlib.config import keras3_name, pretrained, settings, start_lesson, weights_file
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_keras_applications_load_a_stand_in_saved_by_keras_3(weights_dir):
 
     start_lesson(needs=("neu", "imagenet"))
     base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
-    saved = weights_dir / weights_file("mobilenet_v2", 96).replace(".h5", ".weights.h5")
+    saved = weights_dir / keras3_name(weights_file("mobilenet_v2", 96))
     base.save_weights(saved)
     model, real = pretrained(lambda w: transfer_model("mobilenet_v2", image_size=(96, 96), input_shape=(96, 96, 3),
                                                       weights=w), "MobileNetV2", file=weights_file("mobilenet_v2", 96))
