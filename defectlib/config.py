@@ -415,8 +415,7 @@ def pretrained(build: Callable[[str | None], T], what: str, file: str | None = N
                            "Or run the lesson as a demo with random weights: set DEFECTLIB_FAST=1, or leave "
                            "DEFECTLIB_FAST unset on a machine without downloads.")
     mode = "DEMO RUN" if cfg.demo else "FAST MODE"
-    bar = "=" * 78
-    print(f"{bar}\nNO PRETRAINED WEIGHTS for {what}: {reason}.\n"
-          f"{mode}: continuing with RANDOM weights so the code runs. This is NOT transfer\n"
-          f"learning, and its numbers say nothing about pretrained models.\n{how}\n{bar}", flush=True)
+    banner(f"NO PRETRAINED WEIGHTS for {what}: {reason}.",
+           f"{mode}: continuing with RANDOM weights so the code runs. This is NOT transfer learning, and its "
+           "numbers say nothing about pretrained models.", how)
     return build(None), False
