@@ -12,7 +12,9 @@ they scale by the seed LeNet's epoch time there, which this script measures firs
     python benchmarks/lesson_times.py --lessons 1 5    # some of them
     python benchmarks/lesson_times.py --stand-in-weights --lessons 2 3
 
-The executed notebooks are written to a temporary folder, never into the repository.
+The executed notebooks are written to a temporary folder, never into the repository, and the lessons get a fresh
+data home there (``DEFECTLIB_DATA_HOME``): lesson 2 loads lesson 1's saved CNN only when lesson 1 ran before it in
+the same run, and trains it otherwise.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ def main() -> None:
         print(f"seed LeNet epoch here: {epoch:.1f} s (reference {REFERENCE_LENET_EPOCH:.0f} s): budgets x {scale:.2f}")
     chosen = [p for p in LESSONS if not args.lessons or any(p.name.startswith(f"{int(n):02d}") for n in args.lessons)]
     out_dir = Path(tempfile.mkdtemp(prefix="lesson-times-"))
+    # A fresh data home: a lesson finds another lesson's saved model only when that lesson ran in this run.
+    os.environ["DEFECTLIB_DATA_HOME"] = str(out_dir / "data-home")
     if args.stand_in_weights:
         folder = stand_in_weights(Path(tempfile.mkdtemp(prefix="stand-in-weights-")))
         os.environ["DEFECTLIB_WEIGHTS_DIR"] = str(folder)

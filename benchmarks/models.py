@@ -7,7 +7,9 @@ into 10x10 patches, with augmentation, trained longer: ``vit_pooled`` with plain
 ``vit_spt`` with Shifted Patch Tokenization, so that SPT is the only difference between
 them); lesson 2's ImageNet CNNs (MobileNetV2 with a
 frozen base and a new head; ResNet50V2, head then its last residual block fine-tuned);
-and the pretrained KerasHub ViT-B/16 (head, then its last block fine-tuned). All use
+and the pretrained KerasHub ViT-B/16 (head, then its last block fine-tuned). As in lessons 2
+and 3, each head trains on features computed once, and ResNet50V2's block on the activations
+below it, computed once (``defectlib.transfer.split_at``); ViT-B/16's block trains end to end. All use
 the course's evaluation protocol (``with_test_split``: Kaggle's validation images are the
 test set, a stratified validation split is carved from training) and are measured by
 ``defectlib.compare`` the same way: validation accuracy (the recommendation chooses on
@@ -208,25 +210,45 @@ def train_scratch_run(run: Run, name: str, build, learning_rate: float, weight_d
     keras.backend.clear_session()
 
 
-def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreeze, note: str) -> None:
-    """Head on the frozen base, then (if ``unfreeze``) the top at a 100x lower rate; one measured row."""
+def fit_cached(below, above, learning_rate: float, train_ds, val_ds, epochs: int) -> None:
+    """Lesson 2's caches: ``below`` (frozen) runs once per image, ``above`` trains on its output."""
+    import keras
+
+    from defectlib.transfer import extract
+
+    (x_train, y_train), validation = extract(below, train_ds), extract(below, val_ds)
+    above.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    above.fit(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=BATCH_SIZE, verbose=2)
+
+
+def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreeze, note: str,
+               features: str = "pool", cut: str | None = None) -> None:
+    """Head on features computed once, then (if ``unfreeze``) the top at a 100x lower rate; one measured row.
+
+    Phase 2 trains above ``cut`` on activations computed once, as lessons 2 and 3 do, or end to end
+    when ``cut`` is ``None`` (the ViT: its last block's input lies inside KerasHub's encoder layer).
+    """
     import keras
 
     from defectlib.compare import Stopwatch, measure
+    from defectlib.transfer import feature_extractor, head_model, split_at
 
     train_ds, val_ds, test_ds = pipelines
     head_epochs, finetune_epochs = run.args.head_epochs, run.args.finetune_epochs
     clock = Stopwatch()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
     with clock:
-        model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, verbose=2)
+        fit_cached(feature_extractor(model, features), head_model(model, features), 1e-3, train_ds, val_ds,
+                   head_epochs)
     if unfreeze is not None:
         unfreeze(model)
-        model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
         with clock:
-            model.fit(train_ds, validation_data=val_ds, epochs=finetune_epochs, verbose=2)
+            if cut is not None:
+                fit_cached(*split_at(model, cut), 1e-5, train_ds, val_ds, finetune_epochs)
+            else:
+                model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
+                              metrics=["accuracy"])
+                model.fit(train_ds, validation_data=val_ds, epochs=finetune_epochs, verbose=2)
     record = measure(name, model, val_ds, test_ds, clock=clock, real_weights=real, note=note, workdir=run.workdir,
                      epochs=head_epochs + (finetune_epochs if unfreeze else 0))
     print(f"{name}: {clock.wall:.0f} s of training; weights: {'ImageNet' if real else 'RANDOM'}", flush=True)
@@ -257,7 +279,8 @@ def train_imagenet_cnns(run: Run) -> None:
             model, real = build(None), False
         unfreeze = (lambda m, n=finetune_layers: unfreeze_top(m, n)) if finetune_layers else None
         two_phases(run, name, model, real, rgb, unfreeze,
-                   "head + fine-tuned top" if finetune_layers else "frozen base, head only")
+                   "head + fine-tuned top" if finetune_layers else "frozen base, head only",
+                   cut="conv5_block2_out" if finetune_layers else None)
 
 
 def train_pretrained_vit(run: Run, pipelines: tuple) -> None:
@@ -279,7 +302,7 @@ def train_pretrained_vit(run: Run, pipelines: tuple) -> None:
         backbone = keras_hub.models.ViTBackbone(**vit_tools.VIT_B16_CONFIG, name="vit_backbone")
         model, real = vit_tools.vit_classifier(backbone), False
     two_phases(run, "vit_pretrained", model, real, pipelines, lambda m: models.unfreeze_vit_top(m, 1),
-               "ViT-B/16, head + fine-tuned top")
+               "ViT-B/16, head + fine-tuned top", features="class_token")
 
 
 def report(run: Run) -> None:

@@ -29,14 +29,14 @@ def transfer_model(name="mobilenet_v2", num_classes=6, image_size=(224, 224), in
     return keras.Model(inputs, outputs, name=f"{name}_neu")
 
 
-def feature_extractor(model):
+def feature_extractor(model, cut="pool"):
     # Everything below the head: resize, preprocess, the frozen base, and pooling (which has no weights).
-    return keras.Model(model.input, model.get_layer("pool").output, name="features")
+    return keras.Model(model.input, model.get_layer(cut).output, name="features")
 
 
-def head_model(model):
+def head_model(model, cut="pool"):
     # The head on its own; it reuses the model's dropout and classifier layers, and so their weights.
-    features = keras.Input(model.get_layer("pool").output.shape[1:], name="features")
+    features = keras.Input(model.get_layer(cut).output.shape[1:], name="features")
     return keras.Model(features, model.get_layer("classifier")(model.get_layer("dropout")(features)), name="head")
 
 
@@ -61,3 +61,16 @@ def unfreeze_top(model, n_layers, base_name="base"):
     for i, layer in enumerate(base.layers):
         layer.trainable = i >= first and not isinstance(layer, layers.BatchNormalization)
     return [layer.name for layer in base.layers if layer.trainable]
+
+
+def split_at(model, cut, base_name="base"):
+    # Two models sharing model's layers and weights: below (image -> activations at the cut), above (-> classes).
+    base = model.get_layer(base_name)
+    cut_output = base.get_layer(cut).output
+    images = keras.Input(model.input.shape[1:], name="image")
+    x = model.get_layer("preprocess")(model.get_layer("resize")(images))
+    below = keras.Model(images, keras.Model(base.input, cut_output)(x, training=False), name="below")
+    top = keras.Model(cut_output, base.output, name="top")  # Keras gives it a new input in place of the cut
+    activations = keras.Input(cut_output.shape[1:], name="activations")
+    x = model.get_layer("dropout")(model.get_layer("pool")(top(activations)))
+    return below, keras.Model(activations, model.get_layer("classifier")(x), name="above")

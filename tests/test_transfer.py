@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from defectlib.model_tools import calibrate_batch_norm, trainable_summary
-from defectlib.transfer import NETWORKS, feature_extractor, head_model, transfer_model, unfreeze_top
+from defectlib.transfer import NETWORKS, feature_extractor, head_model, split_at, transfer_model, unfreeze_top
 from defectlib.config import pretrained
 
 INPUT = (40, 40, 3)
@@ -264,3 +264,55 @@ def test_head_trained_on_cached_features_equals_the_head_trained_end_to_end():
     assert feature_extractor(cached).predict(x, verbose=0).std(axis=0).mean() > 0.01
     moved = np.abs(values(small().get_layer("classifier").weights)[0] - values(cached.get_layer("classifier").weights)[0])
     assert moved.mean() > 1e-3
+
+
+CUTS = {"mobilenet_v2": ("block_14_add", 20), "resnet50_v2": ("conv5_block2_out", 13)}  # lesson 2's cuts
+
+
+def test_split_at_composes_to_the_model_and_shares_its_layers(built):
+    name, model = built
+    cut, n_layers = CUTS[name]
+    unfreeze_top(model, n_layers)
+    try:
+        below, above = split_at(model, cut)
+        assert below.trainable_weights == []  # everything trainable is above the cut
+        assert {id(w) for w in above.trainable_weights} == {id(w) for w in model.trainable_weights}
+        x = np.random.default_rng(6).uniform(0, 255, (3, *INPUT)).astype("float32")
+        np.testing.assert_allclose(np.asarray(above(below(x))), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    finally:
+        unfreeze_top(model, 0)
+        model.get_layer("base").trainable = False
+
+
+def test_fine_tuning_above_the_cut_equals_fine_tuning_end_to_end():
+    """Phase 2 on activations computed once takes the same steps as phase 2 on the images."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 255, (16, *INPUT)).astype("float32")
+    y = rng.integers(0, 6, 16)
+
+    def trained(cached: bool) -> keras.Model:
+        model = small("resnet50_v2")  # seeded: the same initial weights and dropout masks in both runs
+        calibrate_batch_norm(model, x)
+        unfreeze_top(model, 13)
+        below, above = split_at(model, "conv5_block2_out")
+        trainee, inputs = (above, below.predict(x, verbose=0)) if cached else (model, x)
+        trainee.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                        run_eagerly=True)
+        trainee.fit(tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(16, seed=3).batch(8), epochs=2, verbose=0)
+        return model
+
+    end_to_end, cached = trained(cached=False), trained(cached=True)
+    for a, b in zip(values(end_to_end.trainable_weights), values(cached.trainable_weights)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-4)
+    np.testing.assert_allclose(np.asarray(cached(x)), np.asarray(end_to_end(x)), rtol=0, atol=2e-4)
+    # Controls: the top block did train, and the layers below the cut did not.
+    start = small("resnet50_v2").get_layer("base")
+    trained_base = cached.get_layer("base")
+    moved = np.abs(values(start.get_layer("conv5_block3_2_conv").weights)[0]
+                   - values(trained_base.get_layer("conv5_block3_2_conv").weights)[0])
+    assert moved.max() > 1e-3
+    for layer in ("conv5_block2_2_conv", "conv2_block1_1_conv"):
+        for a, b in zip(values(start.get_layer(layer).weights), values(trained_base.get_layer(layer).weights)):
+            assert np.array_equal(a, b), layer

@@ -210,3 +210,17 @@ def test_transformer_optimizer_warms_up_then_decays():
     rates = [float(schedule(step)) for step in (0, 10, 55, 100)]
     assert rates[0] == pytest.approx(1e-5) and rates[1] == pytest.approx(1e-3)
     assert rates[1] > rates[2] > rates[3] and rates[3] == pytest.approx(0, abs=1e-8)
+
+
+def test_head_on_cached_class_tokens_composes_to_the_pretrained_vit(stand_in_preset):
+    # Lesson 3 trains ViT-B/16's head as lesson 2 trains a CNN's: on the frozen backbone's class token, computed once.
+    from defectlib.transfer import feature_extractor, head_model
+
+    folder, _ = stand_in_preset
+    model, _ = vit_tools.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+    extractor, head = feature_extractor(model, "class_token"), head_model(model, "class_token")
+    assert extractor.trainable_weights == [] and head.trainable_weights == model.trainable_weights
+    x = _images(3, 48) * 255
+    tokens = extractor.predict(x, verbose=0)
+    assert tokens.shape == (3, vit_tools.SMALL_VIT_CONFIG["hidden_dim"]) and tokens.std() > 0
+    np.testing.assert_allclose(head.predict(tokens, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
