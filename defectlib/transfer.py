@@ -22,7 +22,7 @@ def transfer_model(name="mobilenet_v2", num_classes=6, image_size=(224, 224), in
     base = NETWORKS[name](include_top=False, weights=weights, name="base",
                           input_tensor=keras.Input((*image_size, 3), name="base_input"))
     base.trainable = False             # freezes the base and every layer inside it
-    x = base(x, training=False)        # batch normalisation in inference mode
+    x = base(x, training=False)        # fit overrides this flag; frozen BN stays in inference mode (phase 2)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
