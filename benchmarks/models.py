@@ -9,7 +9,8 @@ them); lesson 2's ImageNet CNNs (MobileNetV2 with a
 frozen base and a new head; ResNet50V2, head then its last residual block fine-tuned);
 and the pretrained KerasHub ViT-B/16 (head, then its last block fine-tuned). As in lessons 2
 and 3, each head trains on features computed once, and ResNet50V2's block on the activations
-below it, computed once (``defectlib.transfer.split_at``); ViT-B/16's block trains end to end. All use
+below it, computed once (``defectlib.transfer.split_at``), ViT-B/16's last block on the tokens
+entering it (``defectlib.vit.split_vit``). All use
 the course's evaluation protocol (``with_test_split``: Kaggle's validation images are the
 test set, a stratified validation split is carved from training) and are measured by
 ``defectlib.compare`` the same way: validation accuracy (the recommendation chooses on
@@ -223,16 +224,16 @@ def fit_cached(below, above, learning_rate: float, train_ds, val_ds, epochs: int
 
 
 def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreeze, note: str,
-               features: str = "pool", cut: str | None = None) -> None:
+               features: str = "pool", split=None) -> None:
     """Head on features computed once, then (if ``unfreeze``) the top at a 100x lower rate; one measured row.
 
-    Phase 2 trains above ``cut`` on activations computed once, as lessons 2 and 3 do, or end to end
-    when ``cut`` is ``None`` (the ViT: its last block's input lies inside KerasHub's encoder layer).
+    Phase 2 trains above a cut on activations computed once, as lessons 2 and 3 do: ``split(model)``
+    returns the two halves (``split_at`` for a CNN, ``split_vit`` for the ViT).
     """
     import keras
 
     from defectlib.compare import Stopwatch, measure
-    from defectlib.transfer import feature_extractor, head_model, split_at
+    from defectlib.transfer import feature_extractor, head_model
 
     train_ds, val_ds, test_ds = pipelines
     head_epochs, finetune_epochs = run.args.head_epochs, run.args.finetune_epochs
@@ -243,12 +244,7 @@ def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreez
     if unfreeze is not None:
         unfreeze(model)
         with clock:
-            if cut is not None:
-                fit_cached(*split_at(model, cut), 1e-5, train_ds, val_ds, finetune_epochs)
-            else:
-                model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
-                              metrics=["accuracy"])
-                model.fit(train_ds, validation_data=val_ds, epochs=finetune_epochs, verbose=2)
+            fit_cached(*split(model), 1e-5, train_ds, val_ds, finetune_epochs)
     record = measure(name, model, val_ds, test_ds, clock=clock, real_weights=real, note=note, workdir=run.workdir,
                      epochs=head_epochs + (finetune_epochs if unfreeze else 0))
     print(f"{name}: {clock.wall:.0f} s of training; weights: {'ImageNet' if real else 'RANDOM'}", flush=True)
@@ -259,7 +255,7 @@ def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreez
 def train_imagenet_cnns(run: Run) -> None:
     """Lesson 2: MobileNetV2 (head only) and ResNet50V2 (head, then its last residual block), in RGB."""
     from defectlib.config import pretrained, seed_everything, weights_file
-    from defectlib.transfer import transfer_model, unfreeze_top
+    from defectlib.transfer import split_at, transfer_model, unfreeze_top
 
     rgb = None
     for name, finetune_layers in [("mobilenet_v2", 0), ("resnet50_v2", 13)]:
@@ -280,7 +276,7 @@ def train_imagenet_cnns(run: Run) -> None:
         unfreeze = (lambda m, n=finetune_layers: unfreeze_top(m, n)) if finetune_layers else None
         two_phases(run, name, model, real, rgb, unfreeze,
                    "head + fine-tuned top" if finetune_layers else "frozen base, head only",
-                   cut="conv5_block2_out" if finetune_layers else None)
+                   split=lambda m: split_at(m, "conv5_block2_out"))
 
 
 def train_pretrained_vit(run: Run, pipelines: tuple) -> None:
@@ -302,7 +298,7 @@ def train_pretrained_vit(run: Run, pipelines: tuple) -> None:
         backbone = keras_hub.models.ViTBackbone(**vit_tools.VIT_B16_CONFIG, name="vit_backbone")
         model, real = vit_tools.vit_classifier(backbone), False
     two_phases(run, "vit_pretrained", model, real, pipelines, lambda m: models.unfreeze_vit_top(m, 1),
-               "ViT-B/16, head + fine-tuned top", features="class_token")
+               "ViT-B/16, head + fine-tuned top", features="class_token", split=models.split_vit)
 
 
 def report(run: Run) -> None:

@@ -10,6 +10,11 @@ validation images once (``defectlib.transfer.feature_extractor``) and trains the
 the cut ``conv5_block2_out`` everything is frozen and deterministic, so the cached run computes the
 activations there once and trains the model above the cut (``split_at``). Goal: at least 3x faster.
 
+``--phase 3``: fine-tuning ViT-B/16's last block and final norm (``unfreeze_vit_top``), as lesson 3
+does, above the cut before that block (``defectlib.vit.split_vit``), with ViT-B/16's architecture
+(``VIT_B16_CONFIG``, random weights). Goal: at least 3x faster. Slow: each end-to-end epoch runs
+ViT-B/16 on every image; ``--epochs 1`` measures the parts (one epoch each way, and the activations).
+
 Both runs of a phase start from the same initial weights (seeded builds, checked), read the
 same batches in the same shuffled order and train for 10 epochs with Adam (1e-3 for the head,
 lesson 2's 1e-5 for fine-tuning); the script checks that the two full models then give the same
@@ -62,14 +67,16 @@ class Phase:
     goal: float
 
 
-PHASES = {1: Phase("mobilenet_v2", 0, None, 1e-3, 10.0), 2: Phase("resnet50_v2", 13, "conv5_block2_out", 1e-5, 3.0)}
+PHASES = {1: Phase("mobilenet_v2", 0, None, 1e-3, 10.0), 2: Phase("resnet50_v2", 13, "conv5_block2_out", 1e-5, 3.0),
+          3: Phase("vit_b16", 1, "the last block", 1e-5, 3.0)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argument_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=10, help="epochs of training, in both runs")
     parser.add_argument("--phase", type=int, choices=sorted(PHASES), default=1,
-                        help="1: the head on MobileNetV2's features; 2: ResNet50V2's top block above the cut")
+                        help="1: the head on MobileNetV2's features; 2: ResNet50V2's top block above the cut; "
+             "3: ViT-B/16's last block above its cut (lesson 3)")
     return parser.parse_args(argv)
 
 
@@ -112,10 +119,20 @@ class Setup:
         from defectlib.transfer import transfer_model, unfreeze_top
 
         seed_everything(self.seed)
-        model = transfer_model(self.phase.network, image_size=IMAGE_SIZE, weights=None)
-        calibrate_batch_norm(model, self.calibration)  # else the random base's features vanish (~1e-13)
-        if self.phase.unfrozen:
-            unfreeze_top(model, self.phase.unfrozen)
+        if self.phase.network == "vit_b16":  # ViT-B/16's architecture, random weights; no batch norm
+            import keras_hub
+
+            from defectlib.vit import unfreeze_vit_top
+            from defectlib.vit_tools import VIT_B16_CONFIG, vit_classifier
+
+            backbone = keras_hub.models.ViTBackbone(**VIT_B16_CONFIG, name="vit_backbone")
+            model = vit_classifier(backbone, input_shape=self.x_train.shape[1:])
+            unfreeze_vit_top(model, self.phase.unfrozen)
+        else:
+            model = transfer_model(self.phase.network, image_size=IMAGE_SIZE, weights=None)
+            calibrate_batch_norm(model, self.calibration)  # else the random base's features vanish (~1e-13)
+            if self.phase.unfrozen:
+                unfreeze_top(model, self.phase.unfrozen)
         return model, {"trainable": [w.numpy() for w in model.trainable_weights],
                        "frozen": [w.numpy() for w in model.non_trainable_weights]}
 
@@ -160,10 +177,14 @@ def train_end_to_end(setup: Setup) -> tuple[object, dict, float, float]:
 def train_cached(setup: Setup) -> tuple[object, dict, float, float]:
     """Cached: the network below the cut runs once per image; the part above trains on its output."""
     from defectlib.transfer import feature_extractor, head_model, split_at
+    from defectlib.vit import split_vit
 
     model, initial = setup.build()
     cut = setup.phase.cut
-    extractor, head = split_at(model, cut) if cut else (feature_extractor(model), head_model(model))
+    if setup.phase.network == "vit_b16":
+        extractor, head = split_vit(model, setup.phase.unfrozen)
+    else:
+        extractor, head = split_at(model, cut) if cut else (feature_extractor(model), head_model(model))
 
     def extract():
         return (extractor.predict(setup.batches(setup.x_train, setup.y_train, False), verbose=0),

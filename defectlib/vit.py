@@ -213,3 +213,25 @@ def unfreeze_vit_top(model, n_blocks):
     for block in blocks[:len(blocks) - n_blocks]:
         block.trainable = False                 # ...and all blocks but the last n_blocks
     return [w.path for w in model.trainable_weights]
+
+
+def split_vit(model, n_blocks=1):
+    # Like split_at, for a KerasHub ViT: below (image -> tokens entering the last n_blocks), above (-> classes).
+    backbone = vit_backbone(model)
+    encoder = backbone.get_layer("vit_encoder")
+    if encoder.dropout_rate or encoder.attention_dropout:  # fit would run them below the cut, the cache cannot
+        raise ValueError("the backbone has dropout below the cut: activations computed once would not be exact")
+    images = keras.Input(model.input.shape[1:], name="image")
+    x = images
+    for name in ("to_rgb", "resize", "preprocess"):  # the classifier's input layers, as in the model
+        if any(layer.name == name for layer in model.layers):
+            x = model.get_layer(name)([x, x, x] if name == "to_rgb" else x)
+    x = backbone.get_layer("vit_patching_and_embedding")(x)
+    for block in encoder.encoder_layers[:-n_blocks]:
+        x = block(x)
+    tokens = keras.Input(x.shape[1:], name="tokens")
+    y = tokens
+    for block in encoder.encoder_layers[-n_blocks:]:
+        y = block(y)
+    y = model.get_layer("dropout")(model.get_layer("class_token")(encoder.layer_norm(y)))
+    return keras.Model(images, x, name="below"), keras.Model(tokens, model.get_layer("classifier")(y), name="above")

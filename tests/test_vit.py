@@ -224,3 +224,40 @@ def test_head_on_cached_class_tokens_composes_to_the_pretrained_vit(stand_in_pre
     tokens = extractor.predict(x, verbose=0)
     assert tokens.shape == (3, vit_tools.SMALL_VIT_CONFIG["hidden_dim"]) and tokens.std() > 0
     np.testing.assert_allclose(head.predict(tokens, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_above_split_vit_equals_fine_tuning_end_to_end(stand_in_preset):
+    """Lesson 3's ViT-B/16 phase 2 on tokens computed once takes the same steps as on the images."""
+    folder, _ = stand_in_preset
+    x = _images(16, 48) * 255
+    y = np.arange(16) % 6
+
+    def trained(cached: bool):
+        keras.utils.set_random_seed(0)  # the same head, and the same dropout masks, in both runs
+        model, _ = vit_tools.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+        vit.unfreeze_vit_top(model, 1)
+        below, above = vit.split_vit(model)
+        if cached:
+            assert below.trainable_weights == []
+            assert {id(w) for w in above.trainable_weights} == {id(w) for w in model.trainable_weights}
+        trainee, inputs = (above, below.predict(x, verbose=0)) if cached else (model, x)
+        trainee.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        trainee.fit(inputs, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        return model
+
+    end_to_end, cached = trained(cached=False), trained(cached=True)
+    for a, b in zip(end_to_end.trainable_weights, cached.trainable_weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(cached.predict(x, verbose=0), end_to_end.predict(x, verbose=0), rtol=0, atol=1e-4)
+    start, _ = vit_tools.pretrained_vit(input_shape=(48, 48, 1), preset=str(folder))
+    moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+             zip(vit_tools.vit_backbone(start).get_layer("vit_encoder").encoder_layers[-1].weights,
+                 vit_tools.vit_backbone(cached).get_layer("vit_encoder").encoder_layers[-1].weights)]
+    assert max(moved) > 1e-4, "the last block did not train"
+
+
+def test_split_vit_refuses_a_backbone_with_dropout():
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.ViTBackbone(**vit_tools.SMALL_VIT_CONFIG, dropout_rate=0.1, name="vit_backbone")
+    with pytest.raises(ValueError, match="dropout below the cut"):
+        vit.split_vit(vit_tools.vit_classifier(backbone, input_shape=(48, 48, 1)))
