@@ -211,18 +211,6 @@ def train_scratch_run(run: Run, name: str, build, learning_rate: float, weight_d
     keras.backend.clear_session()
 
 
-def fit_cached(below, above, learning_rate: float, train_ds, val_ds, epochs: int) -> None:
-    """Lesson 2's caches: ``below`` (frozen) runs once per image, ``above`` trains on its output."""
-    import keras
-
-    from defectlib.transfer import extract
-
-    (x_train, y_train), validation = extract(below, train_ds), extract(below, val_ds)
-    above.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    above.fit(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=BATCH_SIZE, verbose=2)
-
-
 def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreeze, note: str,
                features: str = "pool", split=None) -> None:
     """Head on features computed once, then (if ``unfreeze``) the top at a 100x lower rate; one measured row.
@@ -234,17 +222,18 @@ def two_phases(run: Run, name: str, model, real: bool, pipelines: tuple, unfreez
 
     from defectlib.compare import Stopwatch, measure
     from defectlib.transfer import feature_extractor, head_model
+    from defectlib.vit import fit_cached
 
     train_ds, val_ds, test_ds = pipelines
     head_epochs, finetune_epochs = run.args.head_epochs, run.args.finetune_epochs
     clock = Stopwatch()
     with clock:
-        fit_cached(feature_extractor(model, features), head_model(model, features), 1e-3, train_ds, val_ds,
-                   head_epochs)
+        fit_cached(feature_extractor(model, features), head_model(model, features), 1e-3, (train_ds, val_ds),
+                   head_epochs, BATCH_SIZE)
     if unfreeze is not None:
         unfreeze(model)
         with clock:
-            fit_cached(*split(model), 1e-5, train_ds, val_ds, finetune_epochs)
+            fit_cached(*split(model), 1e-5, (train_ds, val_ds), finetune_epochs, BATCH_SIZE)
     record = measure(name, model, val_ds, test_ds, clock=clock, real_weights=real, note=note, workdir=run.workdir,
                      epochs=head_epochs + (finetune_epochs if unfreeze else 0))
     print(f"{name}: {clock.wall:.0f} s of training; weights: {'ImageNet' if real else 'RANDOM'}", flush=True)

@@ -5,6 +5,7 @@ Change the cells marked #@save in the notebook, then run `make lib`.
 """
 
 import keras
+from defectlib.transfer import extract
 from defectlib.vit_tools import stem_strides, vit_augmentation, vit_backbone
 
 
@@ -198,6 +199,15 @@ def hybrid(image_size=(200, 200), num_layers=2, stem_filters=(16, 32, 64), hidde
     x = PatchEmbedding(1, hidden_dim, name="patch_embedding")(x)
     outputs = encoder_and_head(x, hidden_dim, num_heads=num_heads, num_layers=num_layers, mlp_dim=mlp_dim)
     return keras.Model(inputs, outputs, name="hybrid")
+
+
+def fit_cached(below, above, learning_rate, datasets, epochs, batch_size=32, jit_compile="auto"):
+    # Lesson 2's caches: what is frozen (below) runs once per image; above trains on its output.
+    x_train, y_train = extract(below, datasets[0])
+    validation = extract(below, datasets[1])  # (features, labels)
+    above.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=jit_compile)
+    above.fit(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size, verbose=2)
 
 
 def unfreeze_vit_top(model, n_blocks):
