@@ -201,28 +201,17 @@ def hybrid(image_size=(200, 200), num_layers=2, stem_filters=(16, 32, 64), hidde
     return keras.Model(inputs, outputs, name="hybrid")
 
 
-def fit_cached(below, above, learning_rate, datasets, epochs, batch_size=32, jit_compile="auto"):
-    # Lesson 2's caches: what is frozen (below) runs once per image; above trains on its output.
-    x_train, y_train = extract(below, datasets[0])
-    validation = extract(below, datasets[1])  # (features, labels)
+def fit_features(above, learning_rate, features, epochs, batch_size=32, jit_compile="auto"):
+    # Train above on features computed once: features = ((x_train, y_train), (x_val, y_val)).
+    (x_train, y_train), validation = features
     above.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=jit_compile)
     above.fit(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size, verbose=2)
 
 
-def unfreeze_vit_top(model, n_blocks):
-    """Make the last n_blocks transformer blocks of a pretrained ViT trainable, and its final norm; the paths."""
-    backbone = vit_backbone(model)
-    encoder = backbone.get_layer("vit_encoder")
-    blocks = encoder.encoder_layers
-    if not 0 <= n_blocks <= len(blocks):
-        raise ValueError(f"n_blocks={n_blocks}: the backbone has {len(blocks)} blocks")
-    backbone.trainable = True                   # every layer inside becomes trainable...
-    for layer in backbone.layers:
-        layer.trainable = layer is encoder      # ...the patch embedding is frozen again...
-    for block in blocks[:len(blocks) - n_blocks]:
-        block.trainable = False                 # ...and all blocks but the last n_blocks
-    return [w.path for w in model.trainable_weights]
+def fit_cached(below, above, learning_rate, datasets, epochs, batch_size=32, jit_compile="auto"):
+    # Lesson 2's caches: what is frozen (below) runs once per image; above trains on its output.
+    fit_features(above, learning_rate, [extract(below, d) for d in datasets], epochs, batch_size, jit_compile)
 
 
 def split_vit(model, n_blocks=1):
@@ -243,5 +232,22 @@ def split_vit(model, n_blocks=1):
     y = tokens
     for block in encoder.encoder_layers[-n_blocks:]:
         y = block(y)
-    y = model.get_layer("dropout")(model.get_layer("class_token")(encoder.layer_norm(y)))
-    return keras.Model(images, x, name="below"), keras.Model(tokens, model.get_layer("classifier")(y), name="above")
+    top = keras.Model(tokens, model.get_layer("class_token")(encoder.layer_norm(y)), name="top")  # -> class token
+    tokens = keras.Input(x.shape[1:], name="tokens")
+    y = model.get_layer("classifier")(model.get_layer("dropout")(top(tokens)))
+    return keras.Model(images, x, name="below"), keras.Model(tokens, y, name="above")
+
+
+def unfreeze_vit_top(model, n_blocks):
+    """Make the last n_blocks transformer blocks of a pretrained ViT trainable, and its final norm; the paths."""
+    backbone = vit_backbone(model)
+    encoder = backbone.get_layer("vit_encoder")
+    blocks = encoder.encoder_layers
+    if not 0 <= n_blocks <= len(blocks):
+        raise ValueError(f"n_blocks={n_blocks}: the backbone has {len(blocks)} blocks")
+    backbone.trainable = True                   # every layer inside becomes trainable...
+    for layer in backbone.layers:
+        layer.trainable = layer is encoder      # ...the patch embedding is frozen again...
+    for block in blocks[:len(blocks) - n_blocks]:
+        block.trainable = False                 # ...and all blocks but the last n_blocks
+    return [w.path for w in model.trainable_weights]

@@ -224,6 +224,11 @@ def test_head_on_cached_class_tokens_composes_to_the_pretrained_vit(stand_in_pre
     tokens = extractor.predict(x, verbose=0)
     assert tokens.shape == (3, vit_tools.SMALL_VIT_CONFIG["hidden_dim"]) and tokens.std() > 0
     np.testing.assert_allclose(head.predict(tokens, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # The lesson gets the class tokens from the tokens at split_vit's cut, through the frozen top (phase 1).
+    below, above = vit.split_vit(model)
+    at_cut = below.predict(x, verbose=0)
+    np.testing.assert_allclose(above.get_layer("top").predict(at_cut, verbose=0), tokens, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(above.predict(at_cut, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_fine_tuning_above_split_vit_equals_fine_tuning_end_to_end(stand_in_preset):
