@@ -73,21 +73,23 @@ unit: $(STAMP)
 # Lessons 1 and 5 in fast mode; lessons 2-4 as book/instructors.md's offline recipe runs them
 # ('Running with the real data'): DEFECTLIB_FAST unset, DEFECTLIB_OFFLINE=1 and the NEU folder of the
 # reference data when it is beside the checkout, so that each decides on a demo and keeps to it.
-# Lessons 2-4 get a data home of their own, so that lesson 2 trains lesson 1's CNN here (no saved file);
-# test-colab runs lesson 1 before lesson 2 in one data home, so that lesson 2 loads it there.
+# Lessons 2-4 get a data home of their own without saved models, and lesson 3 runs before lesson 2, so that
+# lessons 2 and 3 train the earlier lessons' models here; test-colab runs lessons 1, 2 and 3 in order in one
+# data home, so that lessons 2 and 3 load them there.
 SHARED_NEU := $(wildcard $(CURDIR)/../shared/data/NEU-DET)
 notebooks: $(STAMP)
 	DEFECTLIB_FAST=1 $(BIN)/python -m pytest notebooks/01_*.ipynb notebooks/05_*.ipynb $(NBVAL)
+	rm -rf $(DEFECTLIB_DATA_HOME)/offline-demo/models
 	env -u DEFECTLIB_FAST DEFECTLIB_OFFLINE=1 $(if $(SHARED_NEU),DEFECTLIB_NEU_DIR=$(SHARED_NEU)) \
 		DEFECTLIB_DATA_HOME=$(DEFECTLIB_DATA_HOME)/offline-demo \
-		$(BIN)/python -m pytest notebooks/02_*.ipynb notebooks/03_*.ipynb notebooks/04_*.ipynb $(NBVAL)
+		$(BIN)/python -m pytest notebooks/03_*.ipynb notebooks/02_*.ipynb notebooks/04_*.ipynb $(NBVAL)
 
 # Colab's environment: a fresh venv with Colab's versions of the packages the course uses
 # ($(COLAB_PINS)), then defectlib installed by the notebooks' own install cell (pip install
 # git+<repository>, here this checkout's committed HEAD), which must not change any pinned
 # version; then, with nothing else installed, every module the notebooks import must import
 # (tests/test_install.py); then nbval (its own dependencies held to the pins) runs every notebook,
-# lessons 1 and 5 first: lesson 2 loads the CNN lesson 1 saved.
+# lessons 1 and 5 first: lessons 2 and 3 load the CNN lesson 1 saved, and lesson 3 the models of lesson 2.
 test-colab:
 	@echo "test-colab: $$($(COLAB_PYTHON) --version) ($(COLAB_PYTHON)); Colab runs Python 3.13"
 	rm -rf $(COLAB_VENV)

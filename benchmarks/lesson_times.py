@@ -3,14 +3,17 @@
 Each notebook runs top to bottom in a fresh kernel (nbclient, like "Run all" in Jupyter or Colab) with
 ``DEFECTLIB_FAST=0`` and the real NEU images of the shared data (``DEFECTLIB_NEU_DIR``). A lesson whose
 other needs (pretrained weights, the Severstal data) this machine cannot meet is skipped and says why;
-``--stand-in-weights`` gives lessons 2 and 3 random weights in the real architectures (``DEFECTLIB_WEIGHTS_DIR``):
+``--stand-in-weights`` gives lessons 2 to 4 random weights in the real architectures (``DEFECTLIB_WEIGHTS_DIR``):
 a pass takes as long whatever the values, so their times count and their accuracies mean nothing.
+``--severstal-stand-in`` gives lesson 4 a synthetic stand-in with the real set's 12,568 images of 1600 x 256
+(``DEFECTLIB_SEVERSTAL_DIR``; written once into ``.defectlib-data/``), where its CPU plan draws its subset.
 The budgets (issue 32) are for 2 AVX2 cores, where the seed LeNet's epoch takes 114 s; on another CPU
 they scale by the seed LeNet's epoch time there, which this script measures first (``--no-scale`` skips it).
 
     python benchmarks/lesson_times.py                  # every lesson it can run here
     python benchmarks/lesson_times.py --lessons 1 5    # some of them
     python benchmarks/lesson_times.py --stand-in-weights --lessons 2 3
+    python benchmarks/lesson_times.py --stand-in-weights --severstal-stand-in --lessons 4
 
 The executed notebooks are written to a temporary folder, never into the repository, and the lessons get a fresh
 data home there (``DEFECTLIB_DATA_HOME``): lesson 2 loads lesson 1's saved CNN only when lesson 1 ran before it in
@@ -32,6 +35,7 @@ from _common import REPO, argument_parser, machine_load, neu_root
 LESSONS = sorted((REPO / "notebooks").glob("0*.ipynb"))
 BUDGET_MINUTES = {"01": 20, "02": 20, "03": 20, "04": 30, "05": 20}   # on 2 AVX2 cores
 REFERENCE_LENET_EPOCH = 114.0   # seconds, the seed LeNet's epoch on those cores
+SEVERSTAL_IMAGES = 12568        # Kaggle's training set
 
 
 def cpu_model() -> str:
@@ -158,7 +162,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may take")
     parser.add_argument("--no-scale", action="store_true", help="do not measure the seed LeNet's epoch")
     parser.add_argument("--stand-in-weights", action="store_true",
-                        help="random weights of the real architectures for lessons 2 and 3: times only")
+                        help="random weights of the real architectures for lessons 2 to 4: times only")
+    parser.add_argument("--severstal-stand-in", action="store_true",
+                        help=f"lesson 4 on a synthetic stand-in of {SEVERSTAL_IMAGES:,} full-size images: times only")
     args = parser.parse_args()
     os.environ.update(DEFECTLIB_FAST="0", DEFECTLIB_NEU_DIR=str(neu_root()), TF_CPP_MIN_LOG_LEVEL="2")
     print(f"CPU: {cpu_model()}; {machine_load()}")
@@ -175,6 +181,14 @@ def main() -> None:
         folder = stand_in_weights(Path(tempfile.mkdtemp(prefix="stand-in-weights-")))
         os.environ["DEFECTLIB_WEIGHTS_DIR"] = str(folder)
         print(f"STAND-IN weights in {folder}: random values in the real architectures; times count, accuracies do not")
+    if args.severstal_stand_in:
+        from defectlib.synthetic import make_synthetic_severstal
+
+        folder = REPO / ".defectlib-data" / f"severstal-stand-in-{SEVERSTAL_IMAGES}"
+        start = time.perf_counter()
+        os.environ["DEFECTLIB_SEVERSTAL_DIR"] = str(make_synthetic_severstal(folder, n_images=SEVERSTAL_IMAGES))
+        print(f"SEVERSTAL STAND-IN in {folder} ({time.perf_counter() - start:.0f} s): synthetic images; times count, "
+              "scores do not")
     rows = []
     for path in chosen:
         name, reason = path.stem, why_not_here(lesson_needs(path))

@@ -12,7 +12,7 @@ Data
 Models (generated from the lessons' pages by ``make lib``: edit the notebooks, not these)
     cnn          lesson 1: the seed's LeNet, the refined CNN, their schedules
     transfer     lesson 2: an ImageNet base with a new head, cached features, fine-tuning
-    vit          lesson 3: patch embeddings, transformer blocks, the ViTs, the hybrid
+    vit          lesson 3: patch embeddings, transformer blocks, the ViTs, the hybrid, training above a cut
     segmentation lesson 4: the ResNet50 gate, the ResUNet, the small gate
     interpret    lesson 5: class activation maps, Grad-CAM, temperature scaling
 Model helpers

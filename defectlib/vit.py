@@ -1,4 +1,4 @@
-"""Lesson 3's vision transformers: patch and position embeddings, the encoder block, the ViTs, the hybrid.
+"""Lesson 3's vision transformers: patch and position embeddings, blocks, the ViTs, the hybrid, training above a cut.
 
 Generated from notebooks/03_vision_transformer.ipynb by `make lib` (tools/make_lib.py): do not edit.
 Change the cells marked #@save in the notebook, then run `make lib`.

@@ -33,7 +33,7 @@ MODULES = {
     "02_transfer_learning.ipynb": ("transfer", "Lesson 2's transfer learning: an ImageNet base with a new head, "
                                                "cached features, fine-tuning."),
     "03_vision_transformer.ipynb": ("vit", "Lesson 3's vision transformers: patch and position embeddings, "
-                                           "the encoder block, the ViTs, the hybrid."),
+                                           "blocks, the ViTs, the hybrid, training above a cut."),
     "04_severstal_pipeline.ipynb": ("segmentation", "Lesson 4's networks: the ResNet50 defect gate, the ResUNet "
                                                     "and the small gate."),
     "05_inspection.ipynb": ("interpret", "Lesson 5's interpretation: class activation maps, Grad-CAM and "
